@@ -1,0 +1,206 @@
+// green::fiber<T> — a handle to a fiber that returns T; green::spawn().
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "green/errors.hpp"
+#include "green/sched/scheduler.hpp"
+
+namespace green {
+
+// spawn_options name a fiber and size its stack.
+struct spawn_options {
+  std::string name;            // shown in dumps, reports and errors
+  std::size_t stack_size = 0;  // bytes; 0: the runtime's default
+};
+
+namespace detail {
+
+template <class R>
+struct result_slot {
+  std::optional<R> value;
+  R take() { return std::move(*value); }
+};
+template <>
+struct result_slot<void> {
+  void take() {}
+};
+
+template <class R>
+class fiber_impl_base : public sched::fiber_base {
+ public:
+  result_slot<R> result;
+};
+
+template <class R, class Fn, class Tuple>
+class fiber_impl final : public fiber_impl_base<R> {
+ public:
+  fiber_impl(Fn fn, Tuple args) { call_.emplace(std::move(fn), std::move(args)); }
+
+ private:
+  void invoke() noexcept override {
+    try {
+      if constexpr (std::is_void_v<R>) {
+        std::apply(call_->first, std::move(call_->second));
+      } else {
+        this->result.value.emplace(std::apply(call_->first, std::move(call_->second)));
+      }
+    } catch (const fiber_exit&) {
+      this->killed_ = true;
+    } catch (...) {
+      this->error_ = std::current_exception();
+    }
+    // Release what the function captured now, on the fiber, not when the
+    // last handle goes away.
+    call_.reset();
+  }
+  std::optional<std::pair<Fn, Tuple>> call_;
+};
+
+template <class F, class... Args>
+using spawn_result_t = std::invoke_result_t<std::decay_t<F>, std::decay_t<Args>...>;
+
+template <class F, class... Args>
+fiber_impl_base<spawn_result_t<F, Args...>>* make_fiber(F&& fn, Args&&... args) {
+  using R = spawn_result_t<F, Args...>;
+  using Tuple = std::tuple<std::decay_t<Args>...>;
+  return new fiber_impl<R, std::decay_t<F>, Tuple>(std::forward<F>(fn), Tuple(std::forward<Args>(args)...));
+}
+
+[[noreturn]] void throw_joined_twice();
+[[noreturn]] void throw_killed(const sched::fiber_base& f);
+[[noreturn]] void throw_no_runtime(const char* what);
+void wait_or_raise(sched::fiber_base& f, sched::time_point deadline, bool* timed_out);
+
+}  // namespace detail
+
+// fiber<T> is a handle to a running (or finished) fiber. Move-only.
+// Destroying a handle that was neither joined nor detached detaches it (as
+// gevent's greenlets, not std::thread's terminate): the fiber runs on, and
+// an exception it throws goes to the unhandled-exception handler.
+template <class T>
+class fiber {
+ public:
+  fiber() noexcept = default;
+  explicit fiber(detail::fiber_impl_base<T>* f) noexcept : f_(f) {
+    if (f_) f_->add_ref();
+  }
+  fiber(fiber&& o) noexcept : f_(std::exchange(o.f_, nullptr)) {}
+  fiber& operator=(fiber&& o) noexcept {
+    if (this != &o) {
+      reset();
+      f_ = std::exchange(o.f_, nullptr);
+    }
+    return *this;
+  }
+  ~fiber() { reset(); }
+
+  // joinable() is true until join() or detach().
+  bool joinable() const noexcept { return f_ != nullptr; }
+  std::uint64_t id() const noexcept { return f_ ? f_->id() : 0; }
+  std::string name() const { return f_ ? f_->name() : std::string(); }
+  // done() is true once the fiber has finished. Any thread.
+  bool done() const noexcept { return f_ && f_->done(); }
+
+  // join() waits for the fiber and returns its result, or rethrows its
+  // exception; a killed fiber raises green::fiber_killed_error. Fiber or
+  // thread context. Throws std::logic_error if not joinable.
+  T join() {
+    if (!f_) detail::throw_joined_twice();
+    detail::wait_or_raise(*f_, sched::no_deadline, nullptr);
+    auto* f = std::exchange(f_, nullptr);
+    struct releaser {
+      sched::fiber_base* f;
+      ~releaser() { f->release(); }
+    } r{f};
+    if (f->was_killed()) detail::throw_killed(*f);
+    if (f->error()) std::rethrow_exception(f->error());
+    return static_cast<detail::fiber_impl_base<T>*>(f)->result.take();
+  }
+
+  // wait_for() / wait_until() wait for the fiber to finish without joining;
+  // false on timeout. Fiber or thread context.
+  template <class Rep, class Period>
+  bool wait_for(std::chrono::duration<Rep, Period> d) {
+    return wait_until(sched::clock::now() + std::chrono::ceil<sched::clock::duration>(d));
+  }
+  bool wait_until(sched::time_point deadline) {
+    if (!f_) detail::throw_joined_twice();
+    bool timed_out = false;
+    detail::wait_or_raise(*f_, deadline, &timed_out);
+    return !timed_out;
+  }
+
+  // detach() lets the fiber run on its own.
+  void detach() {
+    if (!f_) detail::throw_joined_twice();
+    f_->detach();
+    std::exchange(f_, nullptr)->release();
+  }
+
+  // kill() makes the fiber raise green::fiber_exit at its current or next
+  // suspension point (it unwinds with RAII); join() then raises
+  // fiber_killed_error. Does not wait: join() afterwards to wait.
+  void kill() noexcept {
+    if (f_) f_->kill();
+  }
+
+  sched::fiber_base* native() const noexcept { return f_; }
+
+ private:
+  void reset() noexcept {
+    if (f_) {
+      f_->detach();
+      std::exchange(f_, nullptr)->release();
+    }
+  }
+  detail::fiber_impl_base<T>* f_ = nullptr;
+};
+
+namespace detail {
+template <class F, class... Args>
+auto spawn_on(sched::scheduler& s, spawn_options opts, F&& fn, Args&&... args) {
+  using R = spawn_result_t<F, Args...>;
+  auto* f = make_fiber(std::forward<F>(fn), std::forward<Args>(args)...);
+  if (!opts.name.empty()) f->set_name(std::move(opts.name));
+  fiber<R> handle(f);  // the handle's reference
+  s.spawn(f, opts.stack_size);  // takes over the creation reference
+  return handle;
+}
+}  // namespace detail
+
+// spawn() starts fn(args...) on a new fiber of the current runtime and
+// returns its handle. Fiber context only (from a plain thread use
+// runtime::spawn); throws std::logic_error outside a runtime and
+// std::system_error if no stack can be mapped.
+template <class F, class... Args>
+auto spawn(F&& fn, Args&&... args) {
+  sched::scheduler* s = sched::current_scheduler();
+  if (!s) detail::throw_no_runtime("green::spawn");
+  return detail::spawn_on(*s, spawn_options{}, std::forward<F>(fn), std::forward<Args>(args)...);
+}
+template <class F, class... Args>
+auto spawn(spawn_options opts, F&& fn, Args&&... args) {
+  sched::scheduler* s = sched::current_scheduler();
+  if (!s) detail::throw_no_runtime("green::spawn");
+  return detail::spawn_on(*s, std::move(opts), std::forward<F>(fn), std::forward<Args>(args)...);
+}
+
+// set_unhandled_exception_handler() replaces what happens to an exception
+// escaping a detached fiber (default: print it with the fiber's name, then
+// std::terminate, as std::thread does).
+using unhandled_exception_handler = sched::unhandled_handler;
+inline void set_unhandled_exception_handler(unhandled_exception_handler h) noexcept {
+  sched::set_unhandled_handler(h);
+}
+
+}  // namespace green

@@ -1,0 +1,52 @@
+// green::fiber_local<T> — a variable with one instance per fiber.
+//
+// thread_local is unsafe in fibers: a fiber that suspends may resume on
+// another worker thread, and then sees that thread's instance (and the
+// compiler may even keep using the old thread's address). fiber_local<T>
+// follows the fiber. On a plain thread it acts as thread_local.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <utility>
+
+#include "green/sched/scheduler.hpp"
+
+namespace green {
+
+namespace detail {
+std::size_t new_fls_key() noexcept;
+std::vector<sched::fiber_base::fls_slot>& fls_slots();
+}  // namespace detail
+
+template <class T>
+class fiber_local {
+ public:
+  // Each fiber's instance is created on first use by init() (default: T{}).
+  fiber_local() : key_(detail::new_fls_key()), init_([] { return T{}; }) {}
+  explicit fiber_local(std::function<T()> init) : key_(detail::new_fls_key()), init_(std::move(init)) {}
+  fiber_local(const fiber_local&) = delete;
+  fiber_local& operator=(const fiber_local&) = delete;
+
+  // get() is the calling fiber's instance. Destroyed when the fiber ends.
+  T& get() {
+    auto& slots = detail::fls_slots();
+    if (slots.size() <= key_) slots.resize(key_ + 1);
+    auto& slot = slots[key_];
+    if (slot.value == nullptr) {
+      slot.value = new T(init_());
+      slot.destroy = [](void* p) { delete static_cast<T*>(p); };
+    }
+    return *static_cast<T*>(slot.value);
+  }
+  T& operator*() { return get(); }
+  T* operator->() { return &get(); }
+
+ private:
+  std::size_t key_;
+  std::function<T()> init_;
+};
+
+}  // namespace green

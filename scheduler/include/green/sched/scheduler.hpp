@@ -1,0 +1,323 @@
+// green::sched — the runtime's seam for fibers/ (see shared/DESIGN.md).
+//
+// Everything in fibers/ is built on four operations:
+//   prepare_park()  open a park of the calling fiber or thread, get a ticket
+//   park()          suspend until the ticket is woken, a deadline passes, or
+//                   the fiber is killed; runs a callback after the switch
+//   wake()          wake a ticket from ANY thread; a wake that races the park
+//                   is never lost, a stale wake (old ticket) is a no-op
+//   current_fiber() / current_scheduler()
+// plus timers (through park's deadline) and spawn.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "green/sched/context.hpp"
+#include "green/sched/spinlock.hpp"
+#include "green/sched/stack.hpp"
+#include "green/sched/timer.hpp"
+
+namespace green::sched {
+
+class scheduler;
+class fiber_base;
+struct worker;
+
+// Why a park ended.
+enum class wake_reason : std::uint8_t {
+  none = 0,           // not woken yet
+  notified = 1,       // a waker chose this ticket
+  timeout = 2,        // the park's own deadline passed
+  scope_timeout = 3,  // a green::timeout scope's deadline passed
+  killed = 4,         // the fiber was killed
+  deadlock = 5,       // the runtime found every fiber asleep (main fiber only)
+  closed = 6,         // the fd the fiber waited on was closed
+};
+
+// What the runtime does when every fiber is asleep and nothing can wake one.
+enum class deadlock_policy : std::uint8_t {
+  throw_in_main,  // the main fiber's blocking call throws green::deadlock_error
+  abort,          // print the report to stderr and abort()
+  ignore,         // do nothing (the program hangs)
+};
+
+// Runtime configuration. Environment variables override the defaults:
+// GREEN_WORKERS, GREEN_SHUFFLE (seed), GREEN_SCHEDTRACE (period in ms).
+struct config {
+  unsigned workers = 0;                      // 0: one per core (or GREEN_WORKERS)
+  std::size_t stack_size = 64 * 1024;        // default fiber stack, bytes
+  guard_policy guard = guard_policy::automatic;
+  deadlock_policy on_deadlock = deadlock_policy::throw_in_main;
+  std::uint32_t run_queue_capacity = 256;    // per-worker ring; power of two >= 2
+  bool shuffle = false;                      // randomize run order (tests)
+  std::uint64_t shuffle_seed = 0;            // 0: pick one and print it
+  std::chrono::milliseconds schedtrace{0};   // >0: dump every period to stderr
+  std::string name = "green";                // prefix of worker thread names
+};
+
+// The park word of a fiber or an OS thread.
+// Layout: bits 0-1 status, bits 2-5 wake_reason, bits 8-63 generation.
+// Invariants: only the owner opens a park (new generation, status armed) and
+// closes it (status idle); wakers only move armed|parked -> woken, once per
+// generation, and only when their ticket's generation matches.
+class parker {
+ public:
+  enum : std::uint64_t { idle = 0, armed = 1, parked = 2, woken = 3 };
+  static std::uint64_t status(std::uint64_t w) noexcept { return w & 3; }
+  static wake_reason reason(std::uint64_t w) noexcept { return static_cast<wake_reason>((w >> 2) & 15); }
+  static std::uint64_t gen(std::uint64_t w) noexcept { return w >> 8; }
+  static std::uint64_t make(std::uint64_t gen, std::uint64_t st, wake_reason r = wake_reason::none) noexcept {
+    return gen << 8 | static_cast<std::uint64_t>(r) << 2 | st;
+  }
+
+  std::atomic<std::uint64_t> word{0};
+  fiber_base* fiber = nullptr;  // null: the owner is a plain OS thread
+};
+
+// ticket names one park of one parker.
+struct ticket {
+  parker* p = nullptr;
+  std::uint64_t gen = 0;
+};
+
+// waiter: a node of a wait list, on the parked side's stack. One park may
+// have several (select); they share its ticket.
+struct waiter {
+  ticket t{};
+  waiter* prev = nullptr;
+  waiter* next = nullptr;
+  void* data = nullptr;        // primitive-specific: e.g. a channel value slot
+  std::uintptr_t tag = 0;      // primitive-specific: e.g. which select case
+  bool linked = false;         // in a wait_queue; guarded by its owner's lock
+  bool chosen = false;         // set by the waker that won; guarded likewise
+};
+
+// wait_queue: an intrusive FIFO of waiters. Not synchronized: the primitive
+// that owns it guards it with its own lock.
+// Invariants: a waiter is linked iff it is in exactly this list.
+class wait_queue {
+ public:
+  bool empty() const noexcept { return head_ == nullptr; }
+  std::size_t size() const noexcept { return size_; }
+  waiter* front() const noexcept { return head_; }
+  void push_back(waiter* w) noexcept;
+  void erase(waiter* w) noexcept;  // no-op if w is not linked
+  waiter* pop_front() noexcept;
+  // wake_one() pops waiters until one wake succeeds; marks it chosen and
+  // returns it, or null if none could be woken.
+  waiter* wake_one(wake_reason r = wake_reason::notified) noexcept;
+  // wake_all() wakes and unlinks every waiter; returns how many woke.
+  std::size_t wake_all(wake_reason r = wake_reason::notified) noexcept;
+
+ private:
+  waiter* head_ = nullptr;
+  waiter* tail_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+// What state a fiber is in; for dumps and tests.
+enum class fiber_state : std::uint8_t {
+  created,   // allocated, not yet given to a scheduler
+  runnable,  // in a run queue (a local ring, a LIFO slot or the global queue)
+  running,   // a worker executes it on its own stack
+  parked,    // suspended in park(); only a wake makes it runnable
+  done,      // returned, threw or was killed; its stack is released
+};
+const char* to_string(fiber_state s) noexcept;
+
+using after_switch_fn = void (*)(void*);
+ticket prepare_park() noexcept;
+wake_reason park(ticket t, const char* what, time_point deadline = no_deadline, after_switch_fn after = nullptr,
+                 void* after_arg = nullptr) noexcept;
+bool wake(ticket t, wake_reason r = wake_reason::notified) noexcept;
+
+// fiber_base: the fiber control block. fibers/ derives the typed part
+// (function and result). Reference counted: one reference for the runtime
+// while it is alive, one per handle.
+class fiber_base {
+ public:
+  fiber_base() noexcept;
+  fiber_base(const fiber_base&) = delete;
+  fiber_base& operator=(const fiber_base&) = delete;
+
+  void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }  // relaxed: a new ref comes from an existing one
+  void release() noexcept {
+    // acq_rel: the last release must see every write made through other refs
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  std::uint64_t id() const noexcept { return id_; }
+  const std::string& name() const noexcept { return name_; }
+  void set_name(std::string n) { name_ = std::move(n); }
+  fiber_state state() const noexcept { return state_.load(std::memory_order_relaxed); }
+  const char* wait_reason() const noexcept { return wait_what_.load(std::memory_order_relaxed); }
+  scheduler* owner() const noexcept { return sched_; }
+
+  // done() is true once the fiber's function has finished. Any thread.
+  bool done() const noexcept { return done_.load(std::memory_order_acquire); }  // acquire: pairs with finish()
+  // wait_done() blocks (parks a fiber, blocks a thread) until done() or the
+  // deadline; returns the park's reason (notified = done). Any context.
+  wake_reason wait_done(time_point deadline = no_deadline);
+  // detach() gives up the right to join: an exception it threw (or will
+  // throw) goes to the unhandled-exception handler. Any thread.
+  void detach() noexcept;
+  // kill() asks the fiber to exit: its current or next park returns
+  // wake_reason::killed (fibers/ turns that into green::fiber_exit). Any thread.
+  void kill() noexcept;
+  bool kill_requested() const noexcept { return kill_requested_.load(std::memory_order_acquire); }
+
+  // Outcome, valid once done().
+  std::exception_ptr error() const noexcept { return error_; }
+  bool was_killed() const noexcept { return killed_; }
+
+  // The earliest active green::timeout deadline of this fiber.
+  time_point scope_deadline = no_deadline;
+  // fiber_local storage: slot i belongs to fiber_local key i.
+  struct fls_slot {
+    void* value = nullptr;
+    void (*destroy)(void*) = nullptr;
+  };
+  std::vector<fls_slot> fls;
+
+ protected:
+  virtual ~fiber_base();
+  // invoke() runs the fiber's function on its own stack. It stores the
+  // result, or the exception in error_, or sets killed_; it must not throw.
+  virtual void invoke() noexcept = 0;
+
+  std::exception_ptr error_;
+  bool killed_ = false;
+
+ private:
+  friend class scheduler;
+  friend struct worker;
+  friend struct sched_access;
+  friend ticket prepare_park() noexcept;
+  friend wake_reason park(ticket, const char*, time_point, after_switch_fn, void*) noexcept;
+  friend bool wake(ticket, wake_reason) noexcept;
+
+  std::atomic<std::uint32_t> refs_{1};
+  std::uint64_t id_ = 0;
+  std::string name_;
+  scheduler* sched_ = nullptr;
+  context ctx_;
+  stack stack_;
+  std::size_t stack_size_ = 0;  // requested; 0 = the runtime's default
+  parker parker_;
+  std::atomic<fiber_state> state_{fiber_state::created};
+  std::atomic<const char*> wait_what_{nullptr};
+  std::atomic<bool> kill_requested_{false};
+  std::atomic<bool> done_{false};
+  bool detached_ = false;          // guarded by done_mu_
+  spinlock done_mu_;
+  wait_queue joiners_;             // guarded by done_mu_
+  int saved_errno_ = 0;
+  // park deadline
+  struct park_timer : timer_node {
+    fiber_base* owner = nullptr;
+  } park_timer_;
+  ticket park_ticket_{};
+  wake_reason timer_reason_ = wake_reason::timeout;
+  // run queues and registry (scheduler-owned)
+  fiber_base* next_ = nullptr;     // global queue link
+  fiber_base* reg_prev_ = nullptr;
+  fiber_base* reg_next_ = nullptr;
+  unsigned reg_shard_ = 0;
+  unsigned spawned_on_ = ~0u;      // worker index it was spawned on (tests)
+  unsigned last_worker_ = ~0u;     // worker index it last ran on (dumps, tests)
+};
+
+// The per-call deadline/kill/timeout protocol (fiber or thread context):
+//
+//   ticket t = prepare_park();      // before publishing a waiter
+//   ... link waiter{t} into a wait list under the primitive's lock, unlock
+//   wake_reason r = park(t, "mutex", deadline);
+//   ... if r != notified: relock, unlink the waiter if still linked
+//
+// A wake that happens between prepare_park() and park() makes park() return
+// at once. After park() returns no waker touches the ticket again: wakers
+// hold the primitive's lock while they wake, and the parked side takes that
+// lock to unlink itself.
+// (declared above fiber_base)
+// park() suspends the caller until woken, `deadline`, a green::timeout scope
+// deadline, or kill. `what` is shown in dumps and deadlock reports. If
+// `after` is given it runs once, after the fiber has switched away (on a
+// thread: before it blocks), e.g. to release a lock. Fiber or thread context.
+// wake() ends the park named by `t` with reason `r`. Returns false if that
+// park already ended or was woken (a stale ticket). Any thread.
+
+// current_fiber() is the fiber running on the calling thread, or null.
+fiber_base* current_fiber() noexcept;
+// current_scheduler() is the runtime of the calling worker thread, or null.
+scheduler* current_scheduler() noexcept;
+// current_worker_index() is the calling worker's index, or -1. For tests.
+int current_worker_index() noexcept;
+
+// yield() lets other runnable fibers run; returns at once when there are
+// none. Fiber context only (on a plain thread it yields the OS thread).
+void yield() noexcept;
+
+// The handler for exceptions escaping detached fibers. Any thread.
+using unhandled_handler = void (*)(fiber_base&, std::exception_ptr);
+void set_unhandled_handler(unhandled_handler h) noexcept;
+unhandled_handler get_unhandled_handler() noexcept;
+
+class scheduler {
+ public:
+  explicit scheduler(config cfg);
+  // ~scheduler() kills every fiber still alive, waits for them to unwind,
+  // and stops the workers. Must not be called from one of its own fibers.
+  ~scheduler();
+  scheduler(const scheduler&) = delete;
+  scheduler& operator=(const scheduler&) = delete;
+
+  const config& cfg() const noexcept { return cfg_; }
+  unsigned worker_count() const noexcept { return nworkers_; }
+
+  // spawn() gives `f` a stack and makes it runnable. Takes over the caller's
+  // reference to f and adds one for the runtime. stack_size 0: the default.
+  // Any thread. Throws std::system_error if no stack can be mapped.
+  void spawn(fiber_base* f, std::size_t stack_size = 0);
+  // run_main() spawns `f` as the main fiber and blocks the calling thread
+  // until it is done. The deadlock detector reports while a main fiber runs.
+  // Must not be called from a fiber of this runtime (std::logic_error).
+  void run_main(fiber_base* f);
+
+  std::size_t live_fibers() const noexcept { return live_.load(std::memory_order_acquire); }
+  // dump() writes every worker's queues and every fiber's id, name, state
+  // and wait reason. Any thread.
+  void dump(std::ostream& out);
+  // The last deadlock report (what deadlock_error carries).
+  std::string deadlock_report() const;
+
+  // Statistics for tests and benchmarks (relaxed counters).
+  struct stats {
+    std::uint64_t spawned = 0;
+    std::uint64_t steals = 0;          // fibers taken from another worker's queue
+    std::uint64_t global_pushes = 0;   // fibers that went through the global queue
+    std::uint64_t deadlocks = 0;
+  };
+  stats get_stats() const noexcept;
+
+  // Process-wide list of live runtimes, for green::dump().
+  static void dump_all(std::ostream& out);
+
+ private:
+  friend struct worker;
+  friend struct sched_access;
+  struct impl;
+  config cfg_;
+  unsigned nworkers_ = 1;
+  std::atomic<std::size_t> live_{0};
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace green::sched

@@ -1,0 +1,1295 @@
+// The scheduler: workers, run queues, parking, spawn, deadlock detection.
+//
+// Roles. A runtime has N workers, one OS thread each. A worker owns a ring
+// run queue (Go's runq: owner pushes at the tail, owner and thieves take
+// from the head with a CAS), a LIFO slot (`runnext`, where a fiber that was
+// just woken or spawned goes, for message-passing locality), a timer heap and
+// a stack cache. One global queue takes fibers made runnable from outside
+// the runtime and the overflow of full rings.
+//
+// Switching. Fibers switch directly to the next runnable fiber; only when the
+// local queue is empty does a fiber switch to its worker's own stack, which
+// looks further (global queue, timers, stealing) and sleeps. Whatever must
+// happen after a fiber's context is saved (requeue it for yield, publish it
+// as parked, free its stack at exit) is recorded as the worker's `pending`
+// action and run by whoever lands next (after_switch()).
+//
+// Parking protocol (per fiber, see parker in scheduler.hpp): the fiber arms
+// a new generation, publishes its ticket, switches away; after the switch,
+// after_switch() CASes armed -> parked. A waker CASes armed|parked -> woken;
+// only the party that observes `parked` (the waker) or fails its CAS
+// (after_switch) enqueues the fiber, so it is enqueued exactly once.
+//
+// Idle workers (Go's "spinning" protocol, proc.go): at most half of the busy
+// workers search for work at once (nmspinning); a worker that finds nothing
+// registers as idle, stops spinning, re-checks every queue (a producer may
+// have pushed just before it registered), then sleeps on its futex, or, if it
+// takes the poller role, in the reactor, until its next timer. Whoever makes
+// work runnable calls wakep(): if nobody spins and somebody sleeps, it wakes
+// one sleeper as a spinner. A spinner that finds work and was the last one
+// wakes another (work may be waiting behind it). So no work waits while a
+// worker sleeps, and a burst of wakes does not stampede every worker.
+//
+// Fairness: every 61st pick takes from the global queue first (61: prime, so
+// it does not resonate with program patterns; Go uses the same); the LIFO
+// slot is skipped after 16 consecutive uses (a ping-pong pair then yields to
+// the ring; 16 switches ~ 1 µs), and yield() goes to the ring's tail.
+//
+// Rejected: a dispatcher switch per schedule (two switches per yield instead
+// of one); a single shared queue (a cache line every worker fights over);
+// Chase-Lev deques (LIFO for the owner hurts fairness; Go's FIFO ring plus
+// one LIFO slot gives locality without it).
+#include "green/sched/scheduler.hpp"
+
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cinttypes>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <dirent.h>
+#include <mutex>
+#include <ostream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "green/sched/reactor.hpp"
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define GREEN_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define GREEN_SANITIZED 1
+#endif
+#endif
+
+namespace green::sched {
+
+namespace {
+
+std::atomic<std::uint64_t> next_fiber_id{1};
+std::atomic<unhandled_handler> unhandled{nullptr};
+
+long futex(void* addr, int op, std::uint32_t val, const timespec* ts, std::uint32_t mask) {
+  return ::syscall(SYS_futex, addr, op, val, ts, nullptr, mask);
+}
+
+// futex_wait() sleeps while *word == expected, until an absolute monotonic
+// deadline. Spurious returns are fine: every caller re-checks.
+void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected, time_point deadline) {
+  if (deadline == no_deadline) {
+    futex(word, FUTEX_WAIT_BITSET_PRIVATE, expected, nullptr, FUTEX_BITSET_MATCH_ANY);
+    return;
+  }
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
+  if (ns < 0) ns = 0;
+  timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+  // steady_clock is CLOCK_MONOTONIC on Linux, which FUTEX_WAIT_BITSET uses.
+  futex(word, FUTEX_WAIT_BITSET_PRIVATE, expected, &ts, FUTEX_BITSET_MATCH_ANY);
+}
+
+void futex_wake(void* word, int n) { futex(word, FUTEX_WAKE_PRIVATE, static_cast<std::uint32_t>(n), nullptr, 0); }
+
+std::uint32_t* low_word(std::atomic<std::uint64_t>* w) {
+  static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "park word futex assumes little endian");
+  return reinterpret_cast<std::uint32_t*>(w);
+}
+
+std::uint64_t xorshift(std::uint64_t& s) {
+  s ^= s << 13;
+  s ^= s >> 7;
+  s ^= s << 17;
+  return s;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Per-thread state. Read only through the noinline accessors below: a fiber
+// may resume on another OS thread, and the compiler would otherwise keep a
+// TLS address computed before a switch.
+
+struct thread_state {
+  worker* w = nullptr;
+  parker thread_parker;  // parks of a plain OS thread
+};
+thread_local thread_state tls;
+
+#if defined(__clang__)
+#define GREEN_NOINLINE __attribute__((noinline))
+#else
+#define GREEN_NOINLINE __attribute__((noinline, noipa))
+#endif
+
+GREEN_NOINLINE static worker* this_worker() noexcept {
+  asm volatile("" ::: "memory");
+  return tls.w;
+}
+GREEN_NOINLINE static parker* this_thread_parker() noexcept {
+  asm volatile("" ::: "memory");
+  return &tls.thread_parker;
+}
+
+// ---------------------------------------------------------------------------
+
+enum class after : std::uint8_t { none, yield, park, exit };
+
+// Invariants (run queue, after Go's runq): tail is written only by the owner;
+// head advances only by CAS (owner and thieves); ring[head..tail) are the
+// queued fibers, tail - head <= capacity. runnext holds at most one fiber and
+// is taken by exchange/CAS.
+struct alignas(64) worker {
+  scheduler* s = nullptr;
+  scheduler::impl* im = nullptr;
+  unsigned index = 0;
+  std::thread thread;
+  pid_t tid = 0;
+  context sched_ctx;
+  fiber_base* current = nullptr;  // owner only
+
+  std::atomic<std::uint32_t> head{0};
+  std::atomic<std::uint32_t> tail{0};
+  std::unique_ptr<std::atomic<fiber_base*>[]> ring;
+  std::uint32_t cap = 256;
+  std::atomic<fiber_base*> runnext{nullptr};
+  std::uint32_t tick = 0;
+  std::uint32_t runnext_streak = 0;
+  bool spinning = false;
+
+  // after_switch() state; owner only
+  after pending = after::none;
+  fiber_base* prev = nullptr;
+  std::uint64_t prev_gen = 0;
+  after_switch_fn cb = nullptr;
+  void* cb_arg = nullptr;
+
+  timer_heap timers;
+  stack_cache stacks;
+
+  // sleeping
+  std::atomic<std::uint32_t> token{0};       // 1: a wake is pending
+  std::atomic<std::uint32_t> sleep_mode{0};  // 0 awake, 1 futex, 2 reactor
+  bool idle_listed = false;                  // guarded by impl::idle_mu
+  bool wake_spinning = false;                // guarded by impl::idle_mu
+
+  std::uint64_t rng = 0x9E3779B97F4A7C15ull;
+  std::atomic<std::uint64_t> switches{0};   // relaxed: progress counter for dumps and the monitor
+
+  void after_switch() noexcept;
+  static void switch_out(worker* w, after a, after_switch_fn cb = nullptr, void* cb_arg = nullptr) noexcept;
+  static void fiber_entry(context* from, void* arg);
+  static void check_stack(fiber_base* f) noexcept;
+  static const char* stack_lo(const fiber_base* f) noexcept { return f->stack_.lo; }
+  fiber_base* pick_local() noexcept;
+  void push(fiber_base* f, bool lifo) noexcept;
+  void push_tail(fiber_base* f) noexcept;
+  fiber_base* steal_from(worker& v, bool take_runnext) noexcept;
+  std::uint32_t queued() const noexcept {
+    std::uint32_t n = tail.load(std::memory_order_relaxed) - head.load(std::memory_order_relaxed);
+    return n + (runnext.load(std::memory_order_relaxed) ? 1 : 0);
+  }
+  bool has_work() const noexcept {
+    return head.load(std::memory_order_acquire) != tail.load(std::memory_order_acquire) ||
+           runnext.load(std::memory_order_acquire) != nullptr;
+  }
+};
+
+struct registry_shard {
+  spinlock mu;
+  fiber_base* head = nullptr;
+};
+
+struct scheduler::impl {
+  scheduler* self;
+  std::vector<std::unique_ptr<worker>> workers;
+  reactor poller;
+  std::atomic<bool> poller_busy{false};
+
+  // global queue
+  spinlock gmu;
+  fiber_base* ghead = nullptr;
+  fiber_base* gtail = nullptr;
+  std::atomic<std::size_t> gsize{0};
+
+  // idle workers
+  std::mutex idle_mu;
+  std::vector<worker*> idle;
+  std::atomic<std::uint32_t> npidle{0};
+  std::atomic<std::uint32_t> nmspinning{0};
+
+  // registry: one shard per worker plus one for outside spawns
+  std::vector<std::unique_ptr<registry_shard>> shards;
+
+  // lifecycle
+  std::atomic<bool> stopping{false};
+  std::atomic<bool> stop{false};
+  std::mutex drain_mu;
+  std::condition_variable drain_cv;
+  std::atomic<fiber_base*> main{nullptr};
+  std::atomic<pid_t> main_waiter_tid{0};
+  mutable std::mutex report_mu;
+  std::string report;
+
+  // stats
+  std::atomic<std::uint64_t> spawned{0}, steals{0}, global_pushes{0}, deadlocks{0};
+
+  // schedtrace
+  std::thread tracer;
+  std::mutex trace_mu;
+  std::condition_variable trace_cv;
+
+  explicit impl(scheduler* s) : self(s) {}
+
+  void push_global(fiber_base* first, fiber_base* last, std::size_t n) noexcept;
+  fiber_base* take_global(worker& w) noexcept;
+  void make_runnable(fiber_base* f) noexcept;
+  void wakep() noexcept;
+  void notify(worker& w) noexcept;
+  void sleep(worker& w, time_point deadline) noexcept;
+  void leave_idle(worker& w) noexcept;
+  fiber_base* find_runnable(worker& w) noexcept;
+  fiber_base* found(worker& w, fiber_base* f) noexcept;
+  void check_deadlock(worker& w) noexcept;
+  void register_fiber(fiber_base* f, unsigned shard) noexcept;
+  void unregister_fiber(fiber_base* f) noexcept;
+  void worker_main(worker& w) noexcept;
+  void run_fiber(worker& w, fiber_base* f) noexcept;
+  void exit_cleanup(worker& w, fiber_base* f) noexcept;
+  std::string build_report();
+};
+
+struct sched_access {
+  static scheduler::impl* im(scheduler* s) { return s->impl_.get(); }
+};
+
+
+// ---------------------------------------------------------------------------
+// wait_queue
+
+void wait_queue::push_back(waiter* w) noexcept {
+  w->next = nullptr;
+  w->prev = tail_;
+  if (tail_) tail_->next = w;
+  else head_ = w;
+  tail_ = w;
+  w->linked = true;
+  ++size_;
+}
+
+void wait_queue::erase(waiter* w) noexcept {
+  if (!w->linked) return;
+  if (w->prev) w->prev->next = w->next;
+  else head_ = w->next;
+  if (w->next) w->next->prev = w->prev;
+  else tail_ = w->prev;
+  w->prev = w->next = nullptr;
+  w->linked = false;
+  --size_;
+}
+
+waiter* wait_queue::pop_front() noexcept {
+  waiter* w = head_;
+  if (w) erase(w);
+  return w;
+}
+
+waiter* wait_queue::wake_one(wake_reason r) noexcept {
+  while (waiter* w = pop_front()) {
+    if (wake(w->t, r)) {
+      w->chosen = true;
+      return w;
+    }
+  }
+  return nullptr;
+}
+
+std::size_t wait_queue::wake_all(wake_reason r) noexcept {
+  std::size_t n = 0;
+  while (waiter* w = pop_front()) {
+    if (wake(w->t, r)) {
+      w->chosen = true;
+      ++n;
+    }
+  }
+  return n;
+}
+
+const char* to_string(fiber_state s) noexcept {
+  switch (s) {
+    case fiber_state::created: return "created";
+    case fiber_state::runnable: return "runnable";
+    case fiber_state::running: return "running";
+    case fiber_state::parked: return "parked";
+    case fiber_state::done: return "done";
+  }
+  return "?";
+}
+
+// ---------------------------------------------------------------------------
+// fiber_base
+
+fiber_base::fiber_base() noexcept : id_(next_fiber_id.fetch_add(1, std::memory_order_relaxed)) {
+  parker_.fiber = this;
+  park_timer_.owner = this;
+  park_timer_.fire = [](timer_node* n) {
+    fiber_base* f = static_cast<park_timer*>(n)->owner;
+    wake(f->park_ticket_, f->timer_reason_);
+  };
+}
+
+fiber_base::~fiber_base() = default;
+
+wake_reason fiber_base::wait_done(time_point deadline) {
+  for (;;) {
+    if (done()) return wake_reason::notified;
+    waiter w;
+    w.t = prepare_park();
+    {
+      std::lock_guard lk(done_mu_);
+      if (done_.load(std::memory_order_relaxed)) return wake_reason::notified;
+      joiners_.push_back(&w);
+    }
+    wake_reason r = park(w.t, "join", deadline);
+    if (r == wake_reason::notified) return r;
+    std::lock_guard lk(done_mu_);
+    joiners_.erase(&w);
+    if (w.chosen) return wake_reason::notified;
+    return r;
+  }
+}
+
+void fiber_base::detach() noexcept {
+  bool report;
+  {
+    std::lock_guard lk(done_mu_);
+    detached_ = true;
+    report = done_.load(std::memory_order_relaxed) && error_;
+  }
+  if (report) get_unhandled_handler()(*this, error_);
+}
+
+void fiber_base::kill() noexcept {
+  kill_requested_.store(true, std::memory_order_release);  // release: pairs with the acquire in park()
+  for (;;) {
+    std::uint64_t w = parker_.word.load(std::memory_order_acquire);
+    auto st = parker::status(w);
+    if (st != parker::armed && st != parker::parked) return;  // it will see the flag at its next park
+    if (wake(ticket{&parker_, parker::gen(w)}, wake_reason::killed)) return;
+  }
+}
+
+namespace {
+void default_unhandled(fiber_base& f, std::exception_ptr e) {
+  std::string what = "unknown exception";
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    what = ex.what();
+  } catch (...) {
+  }
+  std::fprintf(stderr, "green: uncaught exception in detached fiber #%" PRIu64 " '%s': %s\n", f.id(),
+               f.name().c_str(), what.c_str());
+  std::terminate();
+}
+}  // namespace
+
+void set_unhandled_handler(unhandled_handler h) noexcept { unhandled.store(h, std::memory_order_release); }
+unhandled_handler get_unhandled_handler() noexcept {
+  auto h = unhandled.load(std::memory_order_acquire);
+  return h ? h : &default_unhandled;
+}
+
+// ---------------------------------------------------------------------------
+// park / wake
+
+fiber_base* current_fiber() noexcept {
+  worker* w = this_worker();
+  return w ? w->current : nullptr;
+}
+scheduler* current_scheduler() noexcept {
+  worker* w = this_worker();
+  return w ? w->s : nullptr;
+}
+int current_worker_index() noexcept {
+  worker* w = this_worker();
+  return w ? static_cast<int>(w->index) : -1;
+}
+
+ticket prepare_park() noexcept {
+  worker* w = this_worker();
+  parker* p = (w && w->current) ? &w->current->parker_ : this_thread_parker();
+  std::uint64_t gen = parker::gen(p->word.load(std::memory_order_relaxed)) + 1;
+  // relaxed: the ticket reaches wakers through the primitive's lock (release/acquire)
+  p->word.store(parker::make(gen, parker::armed), std::memory_order_relaxed);
+  return ticket{p, gen};
+}
+
+bool wake(ticket t, wake_reason r) noexcept {
+  parker* p = t.p;
+  std::uint64_t w = p->word.load(std::memory_order_acquire);
+  for (;;) {
+    if (parker::gen(w) != t.gen) return false;
+    auto st = parker::status(w);
+    if (st != parker::armed && st != parker::parked) return false;
+    // acq_rel: release publishes what the waker handed over (a value, the
+    // reason) to the parked side; acquire orders our later enqueue.
+    if (p->word.compare_exchange_weak(w, parker::make(t.gen, parker::woken, r), std::memory_order_acq_rel,
+                                      std::memory_order_acquire)) {
+      if (p->fiber == nullptr) {
+        futex_wake(low_word(&p->word), 1);
+      } else if (st == parker::parked) {
+        sched_access::im(p->fiber->sched_)->make_runnable(p->fiber);
+      }
+      return true;
+    }
+  }
+}
+
+namespace {
+
+wake_reason park_thread(parker* p, ticket t, time_point deadline, after_switch_fn cb, void* arg) noexcept {
+  if (cb) cb(arg);
+  for (;;) {
+    std::uint64_t w = p->word.load(std::memory_order_acquire);
+    if (parker::status(w) == parker::woken) break;
+    if (deadline != no_deadline && clock::now() >= deadline) {
+      std::uint64_t expect = parker::make(t.gen, parker::armed);
+      p->word.compare_exchange_strong(expect, parker::make(t.gen, parker::woken, wake_reason::timeout),
+                                      std::memory_order_acq_rel);
+      continue;
+    }
+    auto* word32 = reinterpret_cast<std::atomic<std::uint32_t>*>(low_word(&p->word));
+    futex_wait(word32, static_cast<std::uint32_t>(w), deadline);
+  }
+  std::uint64_t w = p->word.load(std::memory_order_acquire);
+  p->word.store(parker::make(t.gen, parker::idle), std::memory_order_relaxed);
+  return parker::reason(w);
+}
+
+}  // namespace
+
+wake_reason park(ticket t, const char* what, time_point deadline, after_switch_fn cb, void* arg) noexcept {
+  worker* w = this_worker();
+  if (w == nullptr || w->current == nullptr || t.p->fiber == nullptr) return park_thread(t.p, t, deadline, cb, arg);
+  fiber_base* f = w->current;
+  parker* p = &f->parker_;
+
+  auto self_wake = [&](wake_reason r) {
+    std::uint64_t expect = parker::make(t.gen, parker::armed);
+    p->word.compare_exchange_strong(expect, parker::make(t.gen, parker::woken, r), std::memory_order_acq_rel);
+  };
+  if (f->kill_requested_.load(std::memory_order_acquire)) self_wake(wake_reason::killed);
+
+  time_point eff = deadline;
+  f->timer_reason_ = wake_reason::timeout;
+  if (f->scope_deadline < eff) {
+    eff = f->scope_deadline;
+    f->timer_reason_ = wake_reason::scope_timeout;
+  }
+  bool timed = false;
+  if (eff != no_deadline && parker::status(p->word.load(std::memory_order_acquire)) == parker::armed) {
+    if (eff <= clock::now()) {
+      self_wake(f->timer_reason_);
+    } else {
+      f->park_ticket_ = t;
+      w->timers.arm(&f->park_timer_, eff);
+      timed = true;
+    }
+  }
+
+  if (parker::status(p->word.load(std::memory_order_acquire)) == parker::woken) {
+    if (cb) cb(arg);
+  } else {
+    f->wait_what_.store(what, std::memory_order_relaxed);
+    w->prev_gen = t.gen;
+    worker::switch_out(w, after::park, cb, arg);
+    f->wait_what_.store(nullptr, std::memory_order_relaxed);
+  }
+  if (timed) timer_heap::cancel(&f->park_timer_);
+  std::uint64_t word = p->word.load(std::memory_order_acquire);
+  p->word.store(parker::make(t.gen, parker::idle), std::memory_order_relaxed);
+  wake_reason r = parker::reason(word);
+  if (r == wake_reason::killed) f->kill_requested_.store(false, std::memory_order_relaxed);  // delivered once
+  return r;
+}
+
+void yield() noexcept {
+  worker* w = this_worker();
+  if (w == nullptr || w->current == nullptr) {
+    std::this_thread::yield();
+    return;
+  }
+  worker::switch_out(w, after::yield);
+}
+
+// ---------------------------------------------------------------------------
+// run queues
+
+void worker::push(fiber_base* f, bool lifo) noexcept {
+  f->state_.store(fiber_state::runnable, std::memory_order_relaxed);
+  if (s->cfg().shuffle && (xorshift(rng) & 1)) lifo = !lifo;
+  if (lifo) {
+    // acq_rel: release publishes f to a thief that takes runnext; acquire
+    // gets the old occupant that we move to the ring.
+    f = runnext.exchange(f, std::memory_order_acq_rel);
+    if (f == nullptr) return;
+  }
+  push_tail(f);
+}
+
+void worker::push_tail(fiber_base* f) noexcept {
+  for (;;) {
+    std::uint32_t h = head.load(std::memory_order_acquire);  // acquire: pairs with thieves' CAS
+    std::uint32_t t = tail.load(std::memory_order_relaxed);   // owner's own variable
+    if (t - h < cap) {
+      ring[t & (cap - 1)].store(f, std::memory_order_relaxed);
+      tail.store(t + 1, std::memory_order_release);  // release: publishes the slot to thieves
+      return;
+    }
+    // Full: move half of the ring plus f to the global queue in one batch.
+    std::uint32_t n = (t - h) / 2;
+    fiber_base* batch[512];
+    n = std::min<std::uint32_t>(n, 511);
+    for (std::uint32_t i = 0; i < n; ++i) batch[i] = ring[(h + i) & (cap - 1)].load(std::memory_order_relaxed);
+    if (!head.compare_exchange_strong(h, h + n, std::memory_order_acq_rel)) continue;  // a thief took some: retry
+    batch[n++] = f;
+    for (std::uint32_t i = 0; i + 1 < n; ++i) batch[i]->next_ = batch[i + 1];
+    im->push_global(batch[0], batch[n - 1], n);
+    return;
+  }
+}
+
+fiber_base* worker::pick_local() noexcept {
+  ++tick;
+  if (tick % 61 == 0 && im->gsize.load(std::memory_order_relaxed) != 0) {
+    if (fiber_base* f = im->take_global(*this)) return f;
+  }
+  if (tick % 61 == 0 && timers.size() != 0) timers.fire_expired(clock::now());
+  fiber_base* f = runnext.load(std::memory_order_relaxed);
+  bool skip = runnext_streak >= 16 || (s->cfg().shuffle && (xorshift(rng) & 3) == 0);
+  if (f != nullptr && !skip) {
+    if (runnext.compare_exchange_strong(f, nullptr, std::memory_order_acquire)) {
+      ++runnext_streak;
+      return f;
+    }
+  }
+  runnext_streak = 0;
+  for (;;) {
+    std::uint32_t h = head.load(std::memory_order_acquire);
+    std::uint32_t t = tail.load(std::memory_order_relaxed);
+    if (h == t) break;
+    fiber_base* g = ring[h & (cap - 1)].load(std::memory_order_relaxed);
+    if (head.compare_exchange_weak(h, h + 1, std::memory_order_release)) return g;  // release: the slot may be reused
+  }
+  f = runnext.exchange(nullptr, std::memory_order_acquire);  // skipped above, but it is all we have
+  return f;
+}
+
+fiber_base* worker::steal_from(worker& v, bool take_runnext) noexcept {
+  fiber_base* batch[512];
+  std::uint32_t n;
+  for (;;) {
+    std::uint32_t h = v.head.load(std::memory_order_acquire);
+    std::uint32_t t = v.tail.load(std::memory_order_acquire);  // acquire: pairs with the owner's release of tail
+    n = t - h;
+    n = n - n / 2;
+    if (n == 0) {
+      if (!take_runnext) return nullptr;
+      fiber_base* f = v.runnext.load(std::memory_order_acquire);
+      if (f && v.runnext.compare_exchange_strong(f, nullptr, std::memory_order_acq_rel)) return f;
+      return nullptr;
+    }
+    if (n > v.cap / 2 + 1 || n > 512) continue;  // inconsistent snapshot
+    for (std::uint32_t i = 0; i < n; ++i) batch[i] = v.ring[(h + i) & (v.cap - 1)].load(std::memory_order_relaxed);
+    if (v.head.compare_exchange_weak(h, h + n, std::memory_order_acq_rel)) break;
+  }
+  fiber_base* f = batch[--n];
+  if (n) {
+    std::uint32_t t = tail.load(std::memory_order_relaxed);
+    for (std::uint32_t i = 0; i < n; ++i) ring[(t + i) & (cap - 1)].store(batch[i], std::memory_order_relaxed);
+    tail.store(t + n, std::memory_order_release);
+  }
+  im->steals.fetch_add(n + 1, std::memory_order_relaxed);
+  return f;
+}
+
+void scheduler::impl::push_global(fiber_base* first, fiber_base* last, std::size_t n) noexcept {
+  last->next_ = nullptr;
+  for (fiber_base* f = first; f; f = f->next_) f->state_.store(fiber_state::runnable, std::memory_order_relaxed);
+  {
+    std::lock_guard lk(gmu);
+    if (gtail) gtail->next_ = first;
+    else ghead = first;
+    gtail = last;
+    gsize.fetch_add(n, std::memory_order_relaxed);
+  }
+  global_pushes.fetch_add(n, std::memory_order_relaxed);
+}
+
+fiber_base* scheduler::impl::take_global(worker& w) noexcept {
+  if (gsize.load(std::memory_order_relaxed) == 0) return nullptr;
+  std::lock_guard lk(gmu);
+  std::size_t size = gsize.load(std::memory_order_relaxed);
+  if (size == 0) return nullptr;
+  // Take a fair share (size/N + 1), at most half a ring, like Go's globrunqget.
+  std::size_t n = std::min<std::size_t>(size / workers.size() + 1, w.cap / 2);
+  fiber_base* f = ghead;
+  ghead = f->next_;
+  for (std::size_t i = 1; i < n && ghead; ++i) {
+    fiber_base* g = ghead;
+    ghead = g->next_;
+    w.push_tail(g);
+  }
+  if (!ghead) gtail = nullptr;
+  gsize.fetch_sub(n, std::memory_order_relaxed);
+  return f;
+}
+
+void scheduler::impl::make_runnable(fiber_base* f) noexcept {
+  worker* w = this_worker();
+  if (w && w->s == self) {
+    w->push(f, true);
+  } else {
+    push_global(f, f, 1);
+  }
+  wakep();
+}
+
+void scheduler::impl::wakep() noexcept {
+  // seq_cst: orders the push that precedes with the loads below, against the
+  // idle side's npidle++ / nmspinning-- then re-check (Dekker).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (npidle.load(std::memory_order_seq_cst) == 0) {
+    // Nobody sleeps. The thread that called us may be outside the runtime with
+    // every worker busy: they will see the global queue within 61 ticks.
+    return;
+  }
+  if (nmspinning.load(std::memory_order_seq_cst) != 0) return;
+  std::uint32_t zero = 0;
+  if (!nmspinning.compare_exchange_strong(zero, 1, std::memory_order_seq_cst)) return;
+  worker* target = nullptr;
+  {
+    std::lock_guard lk(idle_mu);
+    if (!idle.empty()) {
+      target = idle.back();
+      idle.pop_back();
+      target->idle_listed = false;
+      target->wake_spinning = true;
+      npidle.fetch_sub(1, std::memory_order_seq_cst);
+    }
+  }
+  if (!target) {
+    nmspinning.fetch_sub(1, std::memory_order_seq_cst);
+    return;
+  }
+  notify(*target);
+}
+
+void scheduler::impl::notify(worker& w) noexcept {
+  // seq_cst on both sides: either the sleeper sees token == 1 before it
+  // blocks, or we see its sleep_mode and interrupt the right wait.
+  if (w.token.exchange(1, std::memory_order_seq_cst) != 0) return;
+  if (w.sleep_mode.load(std::memory_order_seq_cst) == 2) poller.wake();
+  else futex_wake(&w.token, 1);
+}
+
+void scheduler::impl::sleep(worker& w, time_point deadline) noexcept {
+  bool expect = false;
+  if (poller_busy.compare_exchange_strong(expect, true, std::memory_order_acquire)) {
+    w.sleep_mode.store(2, std::memory_order_seq_cst);
+    if (w.token.load(std::memory_order_seq_cst) == 0) poller.wait(deadline);
+    w.sleep_mode.store(0, std::memory_order_relaxed);
+    poller_busy.store(false, std::memory_order_release);
+  } else {
+    w.sleep_mode.store(1, std::memory_order_seq_cst);
+    futex_wait(&w.token, 0, deadline);
+    w.sleep_mode.store(0, std::memory_order_relaxed);
+  }
+}
+
+void scheduler::impl::leave_idle(worker& w) noexcept {
+  std::lock_guard lk(idle_mu);
+  if (w.idle_listed) {
+    idle.erase(std::find(idle.begin(), idle.end(), &w));
+    w.idle_listed = false;
+    npidle.fetch_sub(1, std::memory_order_seq_cst);
+  } else if (w.wake_spinning) {
+    // A waker took us off the list and counted us as spinning.
+    w.wake_spinning = false;
+    w.spinning = true;
+  }
+  w.token.store(0, std::memory_order_relaxed);
+}
+
+fiber_base* scheduler::impl::found(worker& w, fiber_base* f) noexcept {
+  if (w.spinning) {
+    w.spinning = false;
+    // The last spinner to find work starts another: more may be waiting.
+    if (nmspinning.fetch_sub(1, std::memory_order_seq_cst) == 1) wakep();
+  }
+  return f;
+}
+
+fiber_base* scheduler::impl::find_runnable(worker& w) noexcept {
+  const std::size_t n = workers.size();
+  for (;;) {
+    if (stop.load(std::memory_order_acquire)) return nullptr;
+    time_point now = clock::now();
+    w.timers.fire_expired(now);
+    if (fiber_base* f = w.pick_local()) return found(w, f);
+    if (fiber_base* f = take_global(w)) return found(w, f);
+
+    // Steal, unless enough workers already search (no thundering herd).
+    if (!w.spinning) {
+      std::uint32_t busy = static_cast<std::uint32_t>(n) - npidle.load(std::memory_order_seq_cst);
+      if (2 * nmspinning.load(std::memory_order_seq_cst) < busy) {
+        w.spinning = true;
+        nmspinning.fetch_add(1, std::memory_order_seq_cst);
+      }
+    }
+    if (w.spinning && n > 1) {
+      for (int round = 0; round < 4; ++round) {
+        std::size_t start = xorshift(w.rng) % n;
+        for (std::size_t i = 0; i < n; ++i) {
+          worker& v = *workers[(start + i) % n];
+          if (&v == &w) continue;
+          if (fiber_base* f = w.steal_from(v, round == 3)) return found(w, f);
+          if (v.timers.earliest() <= now && v.timers.fire_expired(now) != 0) {
+            if (fiber_base* f = w.pick_local()) return found(w, f);
+          }
+        }
+      }
+    }
+
+    // Go idle: register, stop spinning, re-check, sleep.
+    {
+      std::lock_guard lk(idle_mu);
+      if (gsize.load(std::memory_order_relaxed) != 0) continue;
+      w.idle_listed = true;
+      idle.push_back(&w);
+      npidle.fetch_add(1, std::memory_order_seq_cst);
+    }
+    bool recheck = false;
+    if (w.spinning) {
+      w.spinning = false;
+      nmspinning.fetch_sub(1, std::memory_order_seq_cst);
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      for (auto& v : workers)
+        if (v->has_work()) recheck = true;
+      if (gsize.load(std::memory_order_seq_cst) != 0) recheck = true;
+    }
+    if (recheck) {
+      leave_idle(w);
+      if (!w.spinning) {
+        w.spinning = true;
+        nmspinning.fetch_add(1, std::memory_order_seq_cst);
+      }
+      continue;
+    }
+    if (npidle.load(std::memory_order_seq_cst) == n) check_deadlock(w);
+    if (!stop.load(std::memory_order_acquire)) sleep(w, w.timers.earliest());
+    leave_idle(w);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// switching
+
+namespace {
+[[noreturn]] void report_overflow(const fiber_base* f, const char* how) noexcept {
+  char buf[256];
+  int len = std::snprintf(buf, sizeof buf, "green: stack overflow in fiber #%" PRIu64 " '%s' (%s)\n", f->id(),
+                          f->name().c_str(), how);
+  if (len > 0) {
+    ssize_t r = ::write(2, buf, static_cast<std::size_t>(std::min<int>(len, sizeof buf - 1)));
+    (void)r;
+  }
+  std::abort();
+}
+}  // namespace
+
+void worker::check_stack(fiber_base* f) noexcept {
+  const stack& st = f->stack_;
+  char probe;
+  // 256 bytes: below that, the next call's frame would already be past the end.
+  if (&probe < st.lo + 256) report_overflow(f, "stack pointer below the stack's end");
+  if (!st.canary_intact()) report_overflow(f, "canary at the end of a slab stack overwritten");
+}
+
+// switch_out() leaves the current fiber: `a` says what after_switch() does
+// with it. Fiber context only. Returns when the fiber is resumed (not for exit).
+void worker::switch_out(worker* w, after a, after_switch_fn cb, void* cb_arg) noexcept {
+  fiber_base* prev = w->current;
+  check_stack(prev);
+  fiber_base* next = w->pick_local();
+  if (next == nullptr && a == after::yield) {
+    next = w->im->take_global(*w);
+    if (next == nullptr) return;  // nothing else to run: keep running
+  }
+  w->pending = a;
+  w->prev = prev;
+  w->cb = cb;
+  w->cb_arg = cb_arg;
+  prev->saved_errno_ = errno;
+  w->switches.fetch_add(1, std::memory_order_relaxed);
+  context* to;
+  if (next) {
+    w->current = next;
+    next->state_.store(fiber_state::running, std::memory_order_relaxed);
+    next->last_worker_ = w->index;
+    to = &next->ctx_;
+  } else {
+    w->current = nullptr;
+    to = &w->sched_ctx;
+  }
+  if (a == after::exit) prev->ctx_.exit_to(*to, nullptr);
+  prev->ctx_.switch_to(*to, nullptr);
+  // Resumed, possibly on another worker: re-read it.
+  this_worker()->after_switch();
+  errno = prev->saved_errno_;
+}
+
+void worker::after_switch() noexcept {
+  fiber_base* p = prev;
+  after a = pending;
+  pending = after::none;
+  prev = nullptr;
+  switch (a) {
+    case after::none:
+      return;
+    case after::yield:
+      push_tail(p);
+      return;
+    case after::park: {
+      if (cb) cb(cb_arg);
+      cb = nullptr;
+      p->state_.store(fiber_state::parked, std::memory_order_relaxed);
+      std::uint64_t expect = parker::make(prev_gen, parker::armed);
+      // acq_rel: release publishes the saved context to whoever wakes it;
+      // on failure, acquire sees the waker's reason.
+      if (!p->parker_.word.compare_exchange_strong(expect, parker::make(prev_gen, parker::parked),
+                                                   std::memory_order_acq_rel, std::memory_order_acquire)) {
+        push(p, true);  // woken while switching out: run it again
+        im->wakep();
+      }
+      return;
+    }
+    case after::exit:
+      im->exit_cleanup(*this, p);
+      return;
+  }
+}
+
+void worker::fiber_entry(context*, void*) {
+  this_worker()->after_switch();
+  fiber_base* f = this_worker()->current;
+  errno = 0;
+  f->invoke();
+  for (auto& slot : f->fls)
+    if (slot.value && slot.destroy) slot.destroy(slot.value);
+  f->fls.clear();
+  bool report = false;
+  {
+    std::lock_guard lk(f->done_mu_);
+    f->done_.store(true, std::memory_order_release);  // release: publishes the result to joiners
+    f->joiners_.wake_all();
+    report = f->detached_ && f->error_;
+  }
+  if (report) get_unhandled_handler()(*f, f->error_);
+  worker* w = this_worker();
+  f->state_.store(fiber_state::done, std::memory_order_relaxed);
+  switch_out(w, after::exit);
+  __builtin_trap();
+}
+
+void scheduler::impl::exit_cleanup(worker& w, fiber_base* f) noexcept {
+  f->ctx_.release();
+  w.stacks.put(f->stack_);
+  f->stack_ = stack{};
+  unregister_fiber(f);
+  f->release();  // the runtime's reference
+  if (self->live_.fetch_sub(1, std::memory_order_acq_rel) == 1 && stopping.load(std::memory_order_acquire)) {
+    std::lock_guard lk(drain_mu);
+    drain_cv.notify_all();
+  }
+}
+
+void scheduler::impl::run_fiber(worker& w, fiber_base* f) noexcept {
+  w.current = f;
+  f->state_.store(fiber_state::running, std::memory_order_relaxed);
+  f->last_worker_ = w.index;
+  w.switches.fetch_add(1, std::memory_order_relaxed);
+  w.sched_ctx.switch_to(f->ctx_, nullptr);
+  w.after_switch();
+}
+
+// ---------------------------------------------------------------------------
+// guard-page overflow reports
+
+namespace {
+std::once_flag segv_once;
+struct sigaction old_segv;
+
+void segv_handler(int sig, siginfo_t* info, void* uctx) {
+  worker* w = tls.w;
+  if (w && w->current) {
+    auto addr = reinterpret_cast<std::uintptr_t>(info->si_addr);
+    auto lo = reinterpret_cast<std::uintptr_t>(worker::stack_lo(w->current));
+    if (addr < lo && addr + 65536 >= lo) report_overflow(w->current, "hit the guard page");
+  }
+  // Not ours: hand it to whoever was installed before, or die as usual.
+  if (old_segv.sa_flags & SA_SIGINFO) {
+    if (old_segv.sa_sigaction) return old_segv.sa_sigaction(sig, info, uctx);
+  } else if (old_segv.sa_handler != SIG_DFL && old_segv.sa_handler != SIG_IGN && old_segv.sa_handler) {
+    return old_segv.sa_handler(sig);
+  }
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+void install_segv_handler() {
+#ifndef GREEN_SANITIZED  // the sanitizers report overflows themselves
+  std::call_once(segv_once, [] {
+    struct sigaction sa{};
+    sa.sa_sigaction = segv_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &old_segv);
+  });
+#endif
+}
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// registry
+
+void scheduler::impl::register_fiber(fiber_base* f, unsigned shard) noexcept {
+  registry_shard& r = *shards[shard];
+  f->reg_shard_ = shard;
+  std::lock_guard lk(r.mu);
+  f->reg_prev_ = nullptr;
+  f->reg_next_ = r.head;
+  if (r.head) r.head->reg_prev_ = f;
+  r.head = f;
+}
+
+void scheduler::impl::unregister_fiber(fiber_base* f) noexcept {
+  registry_shard& r = *shards[f->reg_shard_];
+  std::lock_guard lk(r.mu);
+  if (f->reg_prev_) f->reg_prev_->reg_next_ = f->reg_next_;
+  else r.head = f->reg_next_;
+  if (f->reg_next_) f->reg_next_->reg_prev_ = f->reg_prev_;
+  f->reg_prev_ = f->reg_next_ = nullptr;
+}
+
+// ---------------------------------------------------------------------------
+// deadlock detection
+
+namespace {
+// Threads of this process that are not `ours` (workers, the thread waiting
+// in run_main) and not a sanitizer's: any of them might wake a fiber.
+bool outside_threads_exist(const std::vector<pid_t>& ours) {
+  DIR* d = ::opendir("/proc/self/task");
+  if (!d) return true;
+  bool found = false;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    pid_t tid = static_cast<pid_t>(std::atoi(e->d_name));
+    if (std::find(ours.begin(), ours.end(), tid) != ours.end()) continue;
+    char path[64], comm[32] = {};
+    std::snprintf(path, sizeof path, "/proc/self/task/%d/comm", tid);
+    if (FILE* fp = std::fopen(path, "r")) {
+      if (!std::fgets(comm, sizeof comm, fp)) comm[0] = 0;
+      std::fclose(fp);
+    }
+#ifdef GREEN_SANITIZED
+    // TSan's background thread; LSan's checker.
+    if (std::strncmp(comm, "tsan", 4) == 0 || std::strncmp(comm, "lsan", 4) == 0) continue;
+#endif
+    found = true;
+    break;
+  }
+  ::closedir(d);
+  return found;
+}
+}  // namespace
+
+std::string scheduler::impl::build_report() {
+  std::ostringstream out;
+  out << "green: deadlock: all " << self->live_fibers() << " fibers are asleep and nothing can wake them:";
+  for (auto& sh : shards) {
+    std::lock_guard lk(sh->mu);
+    for (fiber_base* f = sh->head; f; f = f->reg_next_) {
+      const char* why = f->wait_reason();
+      out << "\n  fiber #" << f->id() << " '" << f->name() << "': " << to_string(f->state()) << " ("
+          << (why ? why : "?") << ")";
+    }
+  }
+  return out.str();
+}
+
+void scheduler::impl::check_deadlock(worker& w) noexcept {
+  fiber_base* m = main.load(std::memory_order_acquire);
+  if (m == nullptr || self->cfg_.on_deadlock == deadlock_policy::ignore) return;
+  if (stopping.load(std::memory_order_acquire)) return;
+  for (auto& v : workers)
+    if (v->timers.size() != 0 || v->has_work()) return;
+  if (gsize.load(std::memory_order_acquire) != 0) return;
+  if (npidle.load(std::memory_order_seq_cst) != workers.size()) return;
+  std::uint64_t mw = m->parker_.word.load(std::memory_order_acquire);
+  if (parker::status(mw) != parker::parked) return;
+  std::vector<pid_t> ours;
+  for (auto& v : workers) ours.push_back(v->tid);
+  ours.push_back(main_waiter_tid.load(std::memory_order_relaxed));
+  if (outside_threads_exist(ours)) return;
+  std::string text = build_report();
+  deadlocks.fetch_add(1, std::memory_order_relaxed);
+  if (self->cfg_.on_deadlock == deadlock_policy::abort) {
+    std::fprintf(stderr, "%s\n", text.c_str());
+    std::abort();
+  }
+  {
+    std::lock_guard lk(report_mu);
+    report = std::move(text);
+  }
+  (void)w;
+  wake(ticket{&m->parker_, parker::gen(mw)}, wake_reason::deadlock);
+}
+
+std::string scheduler::deadlock_report() const {
+  std::lock_guard lk(impl_->report_mu);
+  return impl_->report;
+}
+
+// ---------------------------------------------------------------------------
+// lifecycle
+
+void scheduler::impl::worker_main(worker& w) noexcept {
+  tls.w = &w;
+  w.tid = static_cast<pid_t>(::syscall(SYS_gettid));
+  char name[16];
+  std::snprintf(name, sizeof name, "%.9s-w%u", self->cfg_.name.c_str(), w.index);
+  pthread_setname_np(pthread_self(), name);
+#ifndef GREEN_SANITIZED
+  // An alternate signal stack, so a guard-page fault can still be reported.
+  static thread_local std::unique_ptr<char[]> altstack(new char[64 * 1024]);
+  stack_t ss{};
+  ss.ss_sp = altstack.get();
+  ss.ss_size = 64 * 1024;
+  sigaltstack(&ss, nullptr);
+#endif
+  w.sched_ctx.init_thread();
+  while (fiber_base* f = find_runnable(w)) run_fiber(w, f);
+  w.stacks.clear();
+  tls.w = nullptr;
+}
+
+namespace {
+unsigned env_unsigned(const char* name, unsigned fallback) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  char* end = nullptr;
+  unsigned long x = std::strtoul(v, &end, 10);
+  return (end && *end == 0) ? static_cast<unsigned>(x) : fallback;
+}
+
+std::mutex all_mu;
+std::vector<scheduler*>& all_schedulers() {
+  static auto* v = new std::vector<scheduler*>();
+  return *v;
+}
+}  // namespace
+
+scheduler::scheduler(config cfg) : cfg_(std::move(cfg)), impl_(std::make_unique<impl>(this)) {
+  if (cfg_.workers == 0) cfg_.workers = env_unsigned("GREEN_WORKERS", 0);
+  if (cfg_.workers == 0) cfg_.workers = std::max(1u, std::thread::hardware_concurrency());
+  if (cfg_.run_queue_capacity < 2 || (cfg_.run_queue_capacity & (cfg_.run_queue_capacity - 1)) != 0 ||
+      cfg_.run_queue_capacity > 1024)
+    throw std::invalid_argument("green: run_queue_capacity must be a power of two in [2, 1024], got " +
+                                std::to_string(cfg_.run_queue_capacity));
+  if (cfg_.stack_size < 16 * 1024)
+    throw std::invalid_argument("green: stack_size must be at least 16384 bytes, got " +
+                                std::to_string(cfg_.stack_size));
+  if (const char* sh = std::getenv("GREEN_SHUFFLE"); sh && *sh) {
+    cfg_.shuffle = true;
+    cfg_.shuffle_seed = std::strtoull(sh, nullptr, 10);
+    if (cfg_.shuffle_seed <= 1) cfg_.shuffle_seed = 0;
+  }
+  if (cfg_.shuffle && cfg_.shuffle_seed == 0) {
+    cfg_.shuffle_seed = std::random_device{}() | 2;
+  }
+  if (cfg_.shuffle) std::fprintf(stderr, "green: shuffle seed %" PRIu64 " (GREEN_SHUFFLE=%" PRIu64 " replays)\n",
+                                 cfg_.shuffle_seed, cfg_.shuffle_seed);
+  if (unsigned ms = env_unsigned("GREEN_SCHEDTRACE", 0)) cfg_.schedtrace = std::chrono::milliseconds(ms);
+  nworkers_ = cfg_.workers;
+  install_segv_handler();
+
+  impl& m = *impl_;
+  for (unsigned i = 0; i <= nworkers_; ++i) m.shards.push_back(std::make_unique<registry_shard>());
+  for (unsigned i = 0; i < nworkers_; ++i) {
+    auto w = std::make_unique<worker>();
+    w->s = this;
+    w->im = &m;
+    w->index = i;
+    w->cap = cfg_.run_queue_capacity;
+    w->ring.reset(new std::atomic<fiber_base*>[w->cap]);
+    for (std::uint32_t k = 0; k < w->cap; ++k) w->ring[k].store(nullptr, std::memory_order_relaxed);
+    w->rng = (cfg_.shuffle ? cfg_.shuffle_seed : 0x9E3779B97F4A7C15ull) + 0x632BE59BD9B4E019ull * (i + 1);
+    m.workers.push_back(std::move(w));
+  }
+  for (auto& w : m.workers) {
+    worker* wp = w.get();
+    wp->thread = std::thread([&m, wp] { m.worker_main(*wp); });
+  }
+  // Wait until every worker has published its tid (deadlock detection uses them).
+  for (auto& w : m.workers)
+    while (__atomic_load_n(&w->tid, __ATOMIC_ACQUIRE) == 0) std::this_thread::yield();
+  if (cfg_.schedtrace.count() > 0) {
+    m.tracer = std::thread([this, &m] {
+      std::unique_lock lk(m.trace_mu);
+      while (!m.stop.load(std::memory_order_acquire)) {
+        m.trace_cv.wait_for(lk, cfg_.schedtrace);
+        if (m.stop.load(std::memory_order_acquire)) break;
+        std::ostringstream out;
+        dump(out);
+        std::fputs(out.str().c_str(), stderr);
+      }
+    });
+  }
+  std::lock_guard lk(all_mu);
+  all_schedulers().push_back(this);
+}
+
+scheduler::~scheduler() {
+  {
+    std::lock_guard lk(all_mu);
+    auto& v = all_schedulers();
+    v.erase(std::remove(v.begin(), v.end(), this), v.end());
+  }
+  impl& m = *impl_;
+  if (current_scheduler() == this) {
+    std::fprintf(stderr, "green: a runtime cannot be destroyed from one of its own fibers\n");
+    std::terminate();
+  }
+  m.stopping.store(true, std::memory_order_release);
+  // Kill what is left and wait for it to unwind; killed fibers may spawn or
+  // park again, so repeat until none is alive.
+  while (live_.load(std::memory_order_acquire) != 0) {
+    for (auto& sh : m.shards) {
+      std::lock_guard lk(sh->mu);
+      for (fiber_base* f = sh->head; f; f = f->reg_next_) f->kill();
+    }
+    std::unique_lock lk(m.drain_mu);
+    m.drain_cv.wait_for(lk, std::chrono::milliseconds(10),
+                        [&] { return live_.load(std::memory_order_acquire) == 0; });
+  }
+  m.stop.store(true, std::memory_order_release);
+  for (auto& w : m.workers) {
+    w->token.store(0, std::memory_order_relaxed);
+    m.notify(*w);
+    m.poller.wake();
+  }
+  for (auto& w : m.workers) w->thread.join();
+  if (m.tracer.joinable()) {
+    {
+      std::lock_guard lk(m.trace_mu);
+    }
+    m.trace_cv.notify_all();
+    m.tracer.join();
+  }
+}
+
+void scheduler::spawn(fiber_base* f, std::size_t stack_size) {
+  impl& m = *impl_;
+  if (m.stop.load(std::memory_order_acquire))
+    throw std::logic_error("green: spawn on a runtime that is shutting down");
+  worker* w = this_worker();
+  bool local = w && w->s == this;
+  std::size_t size = stack_size ? stack_size : cfg_.stack_size;
+  f->stack_ = local ? w->stacks.get(size, cfg_.guard) : stack_allocator::instance().allocate(size, cfg_.guard);
+  f->stack_size_ = size;
+  f->sched_ = this;
+  f->ctx_.init_fiber(f->stack_.lo, f->stack_.size, &worker::fiber_entry);
+  f->spawned_on_ = local ? w->index : ~0u;
+  live_.fetch_add(1, std::memory_order_relaxed);
+  m.spawned.fetch_add(1, std::memory_order_relaxed);
+  m.register_fiber(f, local ? w->index : nworkers_);
+  f->state_.store(fiber_state::runnable, std::memory_order_relaxed);
+  if (local) {
+    w->push(f, true);
+    m.wakep();
+  } else {
+    m.push_global(f, f, 1);
+    m.wakep();
+    // From outside with every worker busy and none idle, the global queue is
+    // still polled every 61 ticks; if all sleep, wakep() woke one.
+  }
+}
+
+void scheduler::run_main(fiber_base* f) {
+  if (current_scheduler() == this)
+    throw std::logic_error("green: runtime::run() called from one of its own fibers; use spawn()");
+  impl& m = *impl_;
+  f->add_ref();
+  fiber_base* expected = nullptr;
+  if (!m.main.compare_exchange_strong(expected, f)) {
+    f->release();
+    throw std::logic_error("green: runtime::run() is already running a main fiber");
+  }
+  m.main_waiter_tid.store(static_cast<pid_t>(::syscall(SYS_gettid)), std::memory_order_relaxed);
+  try {
+    spawn(f);
+  } catch (...) {
+    m.main.store(nullptr);
+    f->release();
+    throw;
+  }
+  f->wait_done(no_deadline);
+  m.main.store(nullptr, std::memory_order_release);
+  f->release();
+}
+
+scheduler::stats scheduler::get_stats() const noexcept {
+  stats s;
+  s.spawned = impl_->spawned.load(std::memory_order_relaxed);
+  s.steals = impl_->steals.load(std::memory_order_relaxed);
+  s.global_pushes = impl_->global_pushes.load(std::memory_order_relaxed);
+  s.deadlocks = impl_->deadlocks.load(std::memory_order_relaxed);
+  return s;
+}
+
+void scheduler::dump(std::ostream& out) {
+  impl& m = *impl_;
+  out << "green runtime '" << cfg_.name << "': " << nworkers_ << " workers, " << live_fibers() << " fibers, "
+      << m.npidle.load() << " idle, " << m.nmspinning.load() << " spinning, global queue " << m.gsize.load() << "\n";
+  for (auto& w : m.workers) {
+    out << "  worker " << w->index << ": queue " << w->queued() << ", timers " << w->timers.size()
+        << ", switches " << w->switches.load(std::memory_order_relaxed) << "\n";
+  }
+  for (auto& sh : m.shards) {
+    std::lock_guard lk(sh->mu);
+    for (fiber_base* f = sh->head; f; f = f->reg_next_) {
+      const char* why = f->wait_reason();
+      out << "  fiber #" << f->id() << " '" << f->name() << "': " << to_string(f->state());
+      if (f->state() == fiber_state::parked && why) out << " (" << why << ")";
+      if (f->last_worker_ != ~0u) out << " on worker " << f->last_worker_;
+      out << "\n";
+    }
+  }
+}
+
+void scheduler::dump_all(std::ostream& out) {
+  std::lock_guard lk(all_mu);
+  for (scheduler* s : all_schedulers()) s->dump(out);
+}
+
+}  // namespace green::sched

@@ -1,0 +1,162 @@
+// Fiber stacks.
+//
+// Roles: stack_allocator (process-wide) maps and unmaps; stack_cache (one
+// per worker) recycles without system calls.
+//
+// Policy (docs/stacks.md has the arithmetic): a guarded stack is one mmap
+// plus one mprotect'd page, i.e. two VMAs, and Linux caps a process at
+// vm.max_map_count VMAs (65530 by default), which is where allocators that
+// guard every stack fail near 32,700 fibers. We guard stacks while fewer than
+// max_map_count/4 are live (16,382 by default: half the budget, the other
+// half left to malloc, libraries and the program), then carve stacks from
+// 64-stack slabs: one mapping per 64 stacks, no guard page. A slab stack's
+// lowest 32 bytes are a zero canary (fresh anonymous memory reads as zero and
+// costs no RSS); the scheduler checks it, and the stack pointer, at every
+// switch and reports an overflow with the fiber's id and name.
+//
+// Rejected: a guard page per slab stack (mprotect splits the slab into two
+// VMAs per stack: no saving); a written canary pattern (dirties the lowest
+// page of every stack: 4 KiB more RSS per parked fiber).
+#include "green/sched/stack.hpp"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <fstream>
+#include <string>
+#include <system_error>
+
+namespace green::sched {
+
+namespace {
+constexpr std::size_t slab_stacks = 64;
+constexpr std::size_t min_stack = 16 * 1024;
+
+std::size_t read_max_map_count() {
+  std::ifstream in("/proc/sys/vm/max_map_count");
+  std::size_t v = 0;
+  if (in >> v && v > 0) return v;
+  return 65530;
+}
+
+[[noreturn]] void throw_map_error(int err, std::size_t size, const char* what) {
+  throw std::system_error(err, std::generic_category(),
+                          "green: cannot map a " + std::to_string(size) + "-byte fiber stack (" + what + ")");
+}
+}  // namespace
+
+stack_allocator& stack_allocator::instance() {
+  static stack_allocator* a = new stack_allocator();  // never destroyed: stacks may outlive statics
+  return *a;
+}
+
+stack_allocator::stack_allocator() {
+  long p = ::sysconf(_SC_PAGESIZE);
+  page_ = p > 0 ? static_cast<std::size_t>(p) : 4096;
+  guarded_limit_ = read_max_map_count() / 4;
+}
+
+std::size_t stack_allocator::round_size(std::size_t size) noexcept {
+  if (size < min_stack) size = min_stack;
+  constexpr std::size_t page = 4096;
+  return (size + page - 1) / page * page;
+}
+
+stack stack_allocator::allocate(std::size_t size, guard_policy policy) {
+  size = round_size(size);
+  switch (policy) {
+    case guard_policy::always:
+      return allocate_guarded(size);
+    case guard_policy::never:
+      return allocate_slab(size);
+    case guard_policy::automatic:
+      break;
+  }
+  if (guarded_live_.load(std::memory_order_relaxed) < guarded_limit_) return allocate_guarded(size);
+  return allocate_slab(size);
+}
+
+stack stack_allocator::allocate_guarded(std::size_t size) {
+  std::size_t total = size + page_;
+  void* p = ::mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
+                   -1, 0);
+  if (p == MAP_FAILED) throw_map_error(errno, size, "mmap of a guarded stack");
+  if (::mprotect(p, page_, PROT_NONE) != 0) {
+    int err = errno;
+    ::munmap(p, total);
+    throw_map_error(err, size, "guard page; vm.max_map_count reached? use guard_policy::automatic");
+  }
+  guarded_live_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic and a soft budget
+  return stack{static_cast<char*>(p) + page_, size, stack_kind::guarded};
+}
+
+stack stack_allocator::allocate_slab(std::size_t size) {
+  std::lock_guard lk(slab_mu_);
+  free_list* fl = nullptr;
+  for (auto& f : slab_free_)
+    if (f.size == size) fl = &f;
+  if (fl == nullptr) fl = &slab_free_.emplace_back(free_list{size, {}});
+  if (fl->stacks.empty()) {
+    std::size_t total = size * slab_stacks;
+    void* p = ::mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
+                     -1, 0);
+    if (p == MAP_FAILED) throw_map_error(errno, size, "mmap of a stack slab");
+    fl->stacks.reserve(fl->stacks.size() + slab_stacks);
+    for (std::size_t i = slab_stacks; i-- > 0;) fl->stacks.push_back(static_cast<char*>(p) + i * size);
+  }
+  char* lo = fl->stacks.back();
+  fl->stacks.pop_back();
+  slab_live_.fetch_add(1, std::memory_order_relaxed);
+  return stack{lo, size, stack_kind::slab};
+}
+
+void stack_allocator::deallocate(stack s) noexcept {
+  if (!s) return;
+  if (s.kind == stack_kind::guarded) {
+    ::munmap(s.lo - page_, s.size + page_);
+    guarded_live_.fetch_sub(1, std::memory_order_relaxed);
+    return;
+  }
+  // Give the pages back (this also re-zeroes the canary) and keep the range.
+  ::madvise(s.lo, s.size, MADV_DONTNEED);
+  slab_live_.fetch_sub(1, std::memory_order_relaxed);
+  std::lock_guard lk(slab_mu_);
+  for (auto& f : slab_free_)
+    if (f.size == s.size) {
+      f.stacks.push_back(s.lo);
+      return;
+    }
+}
+
+stack stack_cache::get(std::size_t size, guard_policy policy) {
+  size = stack_allocator::round_size(size);
+  for (std::size_t i = cached_.size(); i-- > 0;) {
+    stack& s = cached_[i];
+    bool kind_ok = policy == guard_policy::automatic || (policy == guard_policy::always) == (s.kind == stack_kind::guarded);
+    if (s.size == size && kind_ok) {
+      stack out = s;
+      cached_[i] = cached_.back();
+      cached_.pop_back();
+      return out;
+    }
+  }
+  return stack_allocator::instance().allocate(size, policy);
+}
+
+void stack_cache::put(stack s) noexcept {
+  if (!s) return;
+  if (cached_.size() < capacity) {
+    if (cached_.capacity() == 0) cached_.reserve(capacity);
+    cached_.push_back(s);
+    return;
+  }
+  stack_allocator::instance().deallocate(s);
+}
+
+void stack_cache::clear() noexcept {
+  for (auto& s : cached_) stack_allocator::instance().deallocate(s);
+  cached_.clear();
+}
+
+}  // namespace green::sched
