@@ -187,7 +187,7 @@ struct alignas(64) worker {
   void after_switch() noexcept;
   static void switch_out(worker* w, after a, after_switch_fn cb = nullptr, void* cb_arg = nullptr) noexcept;
   static void fiber_entry(context* from, void* arg);
-  static void check_stack(fiber_base* f) noexcept;
+  static void check_stack(fiber_base* f, bool exiting) noexcept;
   static const char* stack_lo(const fiber_base* f) noexcept { return f->stack_.lo; }
   fiber_base* pick_local() noexcept;
   void push(fiber_base* f, bool lifo) noexcept;
@@ -251,7 +251,7 @@ struct scheduler::impl {
 
   void push_global(fiber_base* first, fiber_base* last, std::size_t n) noexcept;
   fiber_base* take_global(worker& w) noexcept;
-  void make_runnable(fiber_base* f) noexcept;
+  void make_runnable(fiber_base* f, bool lifo = true) noexcept;
   void wakep() noexcept;
   void notify(worker& w) noexcept;
   void sleep(worker& w, time_point deadline) noexcept;
@@ -302,12 +302,15 @@ waiter* wait_queue::pop_front() noexcept {
   return w;
 }
 
+// A waiter may be gone the moment wake() succeeds (its owner returns
+// without retaking the lock), so `chosen` is set before the wake and undone
+// if the wake fails; an owner whose park ended otherwise reads it only after
+// taking the lock the waker holds.
 waiter* wait_queue::wake_one(wake_reason r) noexcept {
   while (waiter* w = pop_front()) {
-    if (wake(w->t, r)) {
-      w->chosen = true;
-      return w;
-    }
+    w->chosen = true;
+    if (wake(w->t, r)) return w;
+    w->chosen = false;
   }
   return nullptr;
 }
@@ -315,10 +318,9 @@ waiter* wait_queue::wake_one(wake_reason r) noexcept {
 std::size_t wait_queue::wake_all(wake_reason r) noexcept {
   std::size_t n = 0;
   while (waiter* w = pop_front()) {
-    if (wake(w->t, r)) {
-      w->chosen = true;
-      ++n;
-    }
+    w->chosen = true;
+    if (wake(w->t, r)) ++n;
+    else w->chosen = false;
   }
   return n;
 }
@@ -435,6 +437,9 @@ ticket prepare_park() noexcept {
 
 bool wake(ticket t, wake_reason r) noexcept {
   parker* p = t.p;
+  // Read before the CAS: once it succeeds on an armed (still running) fiber,
+  // that fiber may return, finish and be freed.
+  fiber_base* f = p->fiber;
   std::uint64_t w = p->word.load(std::memory_order_acquire);
   for (;;) {
     if (parker::gen(w) != t.gen) return false;
@@ -444,10 +449,13 @@ bool wake(ticket t, wake_reason r) noexcept {
     // reason) to the parked side; acquire orders our later enqueue.
     if (p->word.compare_exchange_weak(w, parker::make(t.gen, parker::woken, r), std::memory_order_acq_rel,
                                       std::memory_order_acquire)) {
-      if (p->fiber == nullptr) {
-        futex_wake(low_word(&p->word), 1);
+      if (f == nullptr) {
+        futex_wake(low_word(&p->word), 1);  // thread parkers live as long as their thread
       } else if (st == parker::parked) {
-        sched_access::im(p->fiber->sched_)->make_runnable(p->fiber);
+        // A notified fiber goes to the LIFO slot (it likely consumes what the
+        // waker just produced); timeouts go to the tail, so a batch of
+        // expired timers runs in deadline order.
+        sched_access::im(f->sched_)->make_runnable(f, r == wake_reason::notified);
       }
       return true;
     }
@@ -637,27 +645,37 @@ void scheduler::impl::push_global(fiber_base* first, fiber_base* last, std::size
 
 fiber_base* scheduler::impl::take_global(worker& w) noexcept {
   if (gsize.load(std::memory_order_relaxed) == 0) return nullptr;
-  std::lock_guard lk(gmu);
-  std::size_t size = gsize.load(std::memory_order_relaxed);
-  if (size == 0) return nullptr;
-  // Take a fair share (size/N + 1), at most half a ring, like Go's globrunqget.
-  std::size_t n = std::min<std::size_t>(size / workers.size() + 1, w.cap / 2);
-  fiber_base* f = ghead;
-  ghead = f->next_;
-  for (std::size_t i = 1; i < n && ghead; ++i) {
-    fiber_base* g = ghead;
-    ghead = g->next_;
+  // Take a fair share (size/N + 1), at most what fits in half the ring, like
+  // Go's globrunqget; the ring is filled after the lock is dropped.
+  std::uint32_t room = w.cap - (w.tail.load(std::memory_order_relaxed) - w.head.load(std::memory_order_acquire));
+  fiber_base* first;
+  std::size_t n;
+  {
+    std::lock_guard lk(gmu);
+    std::size_t size = gsize.load(std::memory_order_relaxed);
+    if (size == 0) return nullptr;
+    n = std::min<std::size_t>({size / workers.size() + 1, w.cap / 2, std::size_t(room) + 1, size});
+    first = ghead;
+    fiber_base* last = first;
+    for (std::size_t i = 1; i < n; ++i) last = last->next_;
+    ghead = last->next_;
+    if (!ghead) gtail = nullptr;
+    last->next_ = nullptr;
+    gsize.fetch_sub(n, std::memory_order_relaxed);
+  }
+  fiber_base* rest = first->next_;
+  while (rest) {
+    fiber_base* g = rest;
+    rest = g->next_;
     w.push_tail(g);
   }
-  if (!ghead) gtail = nullptr;
-  gsize.fetch_sub(n, std::memory_order_relaxed);
-  return f;
+  return first;
 }
 
-void scheduler::impl::make_runnable(fiber_base* f) noexcept {
+void scheduler::impl::make_runnable(fiber_base* f, bool lifo) noexcept {
   worker* w = this_worker();
   if (w && w->s == self) {
-    w->push(f, true);
+    w->push(f, lifo);
   } else {
     push_global(f, f, 1);
   }
@@ -817,19 +835,24 @@ namespace {
 }
 }  // namespace
 
-void worker::check_stack(fiber_base* f) noexcept {
+// check_stack() runs at every switch away from a fiber. The stack-pointer
+// test is free. The canary read touches the stack's lowest page (a page
+// fault the first time, ~1 µs), so it is made only when the fiber is in the
+// lowest quarter of its stack, and always at exit.
+void worker::check_stack(fiber_base* f, bool exiting) noexcept {
   const stack& st = f->stack_;
   char probe;
   // 256 bytes: below that, the next call's frame would already be past the end.
   if (&probe < st.lo + 256) report_overflow(f, "stack pointer below the stack's end");
-  if (!st.canary_intact()) report_overflow(f, "canary at the end of a slab stack overwritten");
+  if ((exiting || &probe < st.lo + st.size / 4) && !st.canary_intact())
+    report_overflow(f, "canary at the end of a slab stack overwritten");
 }
 
 // switch_out() leaves the current fiber: `a` says what after_switch() does
 // with it. Fiber context only. Returns when the fiber is resumed (not for exit).
 void worker::switch_out(worker* w, after a, after_switch_fn cb, void* cb_arg) noexcept {
   fiber_base* prev = w->current;
-  check_stack(prev);
+  check_stack(prev, a == after::exit);
   fiber_base* next = w->pick_local();
   if (next == nullptr && a == after::yield) {
     next = w->im->take_global(*w);
@@ -1199,6 +1222,7 @@ scheduler::~scheduler() {
     m.poller.wake();
   }
   for (auto& w : m.workers) w->thread.join();
+  stack_allocator::instance().trim();
   if (m.tracer.joinable()) {
     {
       std::lock_guard lk(m.trace_mu);

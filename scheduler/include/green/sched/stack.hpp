@@ -44,12 +44,18 @@ class stack_allocator {
   // allocate() returns a stack of at least `size` usable bytes.
   // Throws std::system_error naming the size when the kernel refuses.
   stack allocate(std::size_t size, guard_policy policy);
-  // deallocate() unmaps a guarded stack, or returns a slab stack (its pages
-  // released to the kernel) to the slab free list.
+  // deallocate() puts a stack back in the pool, its memory still committed:
+  // releasing it (munmap / madvise) costs a TLB shootdown on every core, so
+  // that is left to trim().
   void deallocate(stack s) noexcept;
+  // trim() releases the memory of pooled stacks beyond `keep`: guarded ones
+  // are unmapped, slab ones madvise'd away and kept for reuse.
+  void trim(std::size_t keep = 0) noexcept;
 
+  // Stacks in use (allocated and not yet deallocated), and pooled.
   std::size_t guarded_live() const noexcept { return guarded_live_.load(std::memory_order_relaxed); }
   std::size_t slab_live() const noexcept { return slab_live_.load(std::memory_order_relaxed); }
+  std::size_t pooled() const noexcept;
   std::size_t guarded_limit() const noexcept { return guarded_limit_; }
   static std::size_t round_size(std::size_t size) noexcept;
 
@@ -64,13 +70,17 @@ class stack_allocator {
   std::size_t page_ = 4096;
   std::size_t guarded_limit_ = 0;
   std::atomic<std::size_t> guarded_live_{0};
+  std::atomic<std::size_t> guarded_mapped_{0};  // live + pooled: what counts against the map budget
   std::atomic<std::size_t> slab_live_{0};
-  std::mutex slab_mu_;
-  struct free_list {
+  mutable std::mutex mu_;
+  struct bucket {
     std::size_t size;
-    std::vector<char*> stacks;
+    stack_kind kind;
+    std::vector<char*> dirty;  // freed, memory still committed: reused first
+    std::vector<char*> clean;  // slab stacks whose memory was released
   };
-  std::vector<free_list> slab_free_;  // guarded by slab_mu_
+  std::vector<bucket> buckets_;  // guarded by mu_
+  bucket& bucket_for(std::size_t size, stack_kind kind);  // mu_ held
 };
 
 // stack_cache keeps recently freed stacks of one worker for reuse, so a

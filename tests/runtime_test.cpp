@@ -1,0 +1,595 @@
+// The core runtime: spawn/join, results and exceptions, yield, sleep,
+// fiber_local, stealing, park/wake races, kill, timeouts, deadlock reports,
+// many parked fibers, idle CPU, leaks. Parameterized over worker counts.
+#include <sys/resource.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <numeric>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include <green/green.hpp>
+
+#include "watchdog.hpp"
+
+using namespace std::chrono_literals;
+using green::sched::stack_allocator;
+
+namespace {
+
+class runtime_test : public ::testing::TestWithParam<unsigned> {
+ protected:
+  void SetUp() override {
+    guarded_before_ = stack_allocator::instance().guarded_live();
+    slab_before_ = stack_allocator::instance().slab_live();
+  }
+  // Teardown: nothing leaked. Every runtime of the test is gone by now, so
+  // every stack it mapped (live or cached) must be returned.
+  void TearDown() override {
+    EXPECT_EQ(stack_allocator::instance().guarded_live(), guarded_before_) << "guarded stacks leaked";
+    EXPECT_EQ(stack_allocator::instance().slab_live(), slab_before_) << "slab stacks leaked";
+  }
+  green::runtime_config cfg() const { return green::testing::test_config(GetParam()); }
+
+  std::size_t guarded_before_ = 0, slab_before_ = 0;
+};
+
+INSTANTIATE_TEST_SUITE_P(w, runtime_test, ::testing::ValuesIn(green::testing::worker_counts()),
+                         green::testing::worker_name);
+
+TEST_P(runtime_test, run_returns_main_result) {
+  EXPECT_EQ(green::run([] { return 42; }, cfg()), 42);
+}
+
+TEST_P(runtime_test, join_returns_results_of_many_fibers) {
+  green::runtime rt(cfg());
+  long sum = rt.run([] {
+    std::vector<green::fiber<long>> fs;
+    for (long i = 0; i < 10000; ++i) fs.push_back(green::spawn([i] { return i; }));
+    long s = 0;
+    for (auto& f : fs) s += f.join();
+    return s;
+  });
+  EXPECT_EQ(sum, 10000L * 9999 / 2);
+}
+
+TEST_P(runtime_test, join_rethrows_the_fibers_exception) {
+  green::run(
+      [] {
+        auto f = green::spawn([]() -> int { throw std::runtime_error("boom in fiber"); });
+        try {
+          f.join();
+          ADD_FAILURE() << "join did not throw";
+        } catch (const std::runtime_error& e) {
+          EXPECT_STREQ(e.what(), "boom in fiber");
+        }
+      },
+      cfg());
+}
+
+TEST_P(runtime_test, exception_from_main_propagates_out_of_run) {
+  EXPECT_THROW(green::run([]() -> int { throw std::invalid_argument("main failed"); }, cfg()),
+               std::invalid_argument);
+}
+
+TEST_P(runtime_test, join_twice_is_a_clear_error) {
+  green::run(
+      [] {
+        auto f = green::spawn([] {});
+        f.join();
+        EXPECT_THROW(f.join(), std::logic_error);
+        EXPECT_THROW(f.detach(), std::logic_error);
+      },
+      cfg());
+}
+
+TEST_P(runtime_test, nested_spawn_tree_sums_correctly) {
+  // A small skynet: 10-ary tree, 10,000 leaves.
+  struct tree {
+    static long node(long num, long size) {
+      if (size == 1) return num;
+      std::vector<green::fiber<long>> kids;
+      for (long i = 0; i < 10; ++i) kids.push_back(green::spawn(node, num + i * (size / 10), size / 10));
+      long s = 0;
+      for (auto& k : kids) s += k.join();
+      return s;
+    }
+  };
+  EXPECT_EQ(green::run([] { return tree::node(0, 10000); }, cfg()), 10000L * 9999 / 2);
+}
+
+TEST_P(runtime_test, yield_interleaves_fibers_on_one_worker_fairly) {
+  // Two fibers that only yield both make progress: neither starves.
+  green::run(
+      [] {
+        std::atomic<int> a{0}, b{0};
+        std::atomic<bool> stop{false};
+        auto fa = green::spawn([&] {
+          while (!stop.load()) {
+            a.fetch_add(1);
+            green::this_fiber::yield();
+          }
+        });
+        auto fb = green::spawn([&] {
+          while (!stop.load()) {
+            b.fetch_add(1);
+            green::this_fiber::yield();
+          }
+        });
+        while (a.load() < 1000 || b.load() < 1000) green::this_fiber::yield();
+        stop = true;
+        fa.join();
+        fb.join();
+      },
+      cfg());
+}
+
+TEST_P(runtime_test, sleepers_wake_in_deadline_order) {
+  std::vector<int> order = green::run(
+      [] {
+        std::vector<int> order;
+        green::sched::spinlock mu;
+        std::vector<green::fiber<void>> fs;
+        auto start = green::sched::clock::now();
+        for (int i : {5, 1, 4, 2, 3}) {
+          fs.push_back(green::spawn([&, i] {
+            green::this_fiber::sleep_until(start + i * 20ms);
+            std::lock_guard lk(mu);
+            order.push_back(i);
+          }));
+        }
+        for (auto& f : fs) f.join();
+        return order;
+      },
+      green::testing::test_config(1));
+  EXPECT_EQ(order, (std::vector<int>{1, 2, 3, 4, 5}));
+}
+
+TEST_P(runtime_test, sleep_returns_after_its_deadline) {
+  green::run(
+      [] {
+        auto deadline = green::sched::clock::now() + 5ms;
+        green::this_fiber::sleep_until(deadline);
+        EXPECT_GE(green::sched::clock::now(), deadline);
+      },
+      cfg());
+}
+
+TEST_P(runtime_test, fiber_local_is_isolated_across_migration) {
+  green::fiber_local<int> local;
+  green::runtime rt(cfg());
+  std::atomic<int> errors{0};
+  rt.run([&] {
+    std::vector<green::fiber<void>> fs;
+    for (int i = 0; i < 200; ++i) {
+      fs.push_back(green::spawn([&, i] {
+        *local = i;
+        for (int k = 0; k < 50; ++k) {
+          if (k % 10 == 0) green::this_fiber::sleep_for(100us);
+          else green::this_fiber::yield();
+          if (*local != i) errors.fetch_add(1);
+        }
+      }));
+    }
+    for (auto& f : fs) f.join();
+  });
+  EXPECT_EQ(errors.load(), 0);
+}
+
+TEST_P(runtime_test, errno_survives_suspension_and_migration) {
+  std::atomic<int> errors{0};
+  green::run(
+      [&] {
+        std::vector<green::fiber<void>> fs;
+        for (int i = 0; i < 100; ++i) {
+          fs.push_back(green::spawn([&, i] {
+            for (int k = 0; k < 20; ++k) {
+              errno = 1000 + i;
+              if (k % 5 == 0) green::this_fiber::sleep_for(50us);
+              else green::this_fiber::yield();
+              if (errno != 1000 + i) errors.fetch_add(1);
+            }
+          }));
+        }
+        for (auto& f : fs) f.join();
+      },
+      cfg());
+  EXPECT_EQ(errors.load(), 0);
+}
+
+TEST_P(runtime_test, idle_workers_steal_spawned_fibers) {
+  if (GetParam() < 2) GTEST_SKIP() << "stealing needs two workers";
+  green::runtime rt(cfg());
+  std::set<int> ran_on;
+  green::sched::spinlock mu;
+  rt.run([&] {
+    int home = green::sched::current_worker_index();
+    std::vector<green::fiber<void>> fs;
+    // Busy fibers spawned on one worker: the others must take some.
+    for (int i = 0; i < 200; ++i) {
+      fs.push_back(green::spawn([&] {
+        auto until = std::chrono::steady_clock::now() + 200us;
+        while (std::chrono::steady_clock::now() < until) {
+        }
+        std::lock_guard lk(mu);
+        ran_on.insert(green::sched::current_worker_index());
+      }));
+    }
+    for (auto& f : fs) f.join();
+    (void)home;
+  });
+  EXPECT_GT(ran_on.size(), 1u) << "every fiber ran on the worker that spawned it";
+  EXPECT_GT(rt.scheduler().get_stats().steals, 0u);
+}
+
+TEST_P(runtime_test, park_wake_races_from_os_threads_lose_nothing) {
+  constexpr int fibers = 16;
+  const int rounds = green::testing::sanitized ? 300 : 2000;
+  green::runtime rt(cfg());
+  struct slot {
+    std::atomic<bool> ready{false};
+    green::sched::ticket t;
+    std::atomic<int> woken{0};
+  };
+  std::vector<slot> slots(fibers);
+  std::atomic<bool> done{false};
+  std::atomic<long> wakes{0};
+  // Three OS threads race to wake whatever ticket is published.
+  std::vector<std::thread> wakers;
+  for (int k = 0; k < 3; ++k) {
+    wakers.emplace_back([&] {
+      while (!done.load(std::memory_order_acquire)) {
+        for (auto& s : slots) {
+          if (s.ready.load(std::memory_order_acquire) && s.ready.exchange(false, std::memory_order_acq_rel)) {
+            if (green::sched::wake(s.t)) wakes.fetch_add(1);
+          }
+        }
+      }
+    });
+  }
+  rt.run([&] {
+    std::vector<green::fiber<void>> fs;
+    for (int i = 0; i < fibers; ++i) {
+      fs.push_back(green::spawn([&, i] {
+        for (int r = 0; r < rounds; ++r) {
+          auto t = green::sched::prepare_park();
+          slots[i].t = t;
+          slots[i].ready.store(true, std::memory_order_release);
+          auto why = green::sched::park(t, "race test");
+          ASSERT_EQ(why, green::sched::wake_reason::notified);
+          slots[i].woken.fetch_add(1);
+        }
+      }));
+    }
+    for (auto& f : fs) f.join();
+  });
+  done = true;
+  for (auto& t : wakers) t.join();
+  EXPECT_EQ(wakes.load(), static_cast<long>(fibers) * rounds);
+  for (auto& s : slots) EXPECT_EQ(s.woken.load(), rounds);
+}
+
+TEST_P(runtime_test, stale_wake_of_an_old_ticket_is_a_no_op) {
+  green::run(
+      [] {
+        auto t1 = green::sched::prepare_park();
+        EXPECT_TRUE(green::sched::wake(t1));
+        EXPECT_EQ(green::sched::park(t1, "first"), green::sched::wake_reason::notified);
+        EXPECT_FALSE(green::sched::wake(t1));  // that park is over
+        auto t2 = green::sched::prepare_park();
+        EXPECT_FALSE(green::sched::wake(t1));  // old generation: must not wake t2
+        EXPECT_EQ(green::sched::park(t2, "second", green::sched::clock::now() + 1ms),
+                  green::sched::wake_reason::timeout);
+      },
+      cfg());
+}
+
+TEST_P(runtime_test, after_switch_callback_runs_once_after_the_switch) {
+  green::run(
+      [] {
+        std::atomic<int> calls{0};
+        auto t = green::sched::prepare_park();
+        auto f = green::spawn([&] { while (calls.load() == 0) green::this_fiber::yield(); green::sched::wake(t); });
+        green::sched::park(
+            t, "callback test", green::sched::no_deadline,
+            [](void* p) { static_cast<std::atomic<int>*>(p)->fetch_add(1); }, &calls);
+        EXPECT_EQ(calls.load(), 1);
+        f.join();
+      },
+      cfg());
+}
+
+TEST_P(runtime_test, plain_thread_spawns_and_joins) {
+  green::runtime rt(cfg());
+  auto f = rt.spawn([] {
+    green::this_fiber::sleep_for(1ms);
+    return std::string("from a fiber");
+  });
+  std::thread t([&] { EXPECT_EQ(f.join(), "from a fiber"); });
+  t.join();
+}
+
+TEST_P(runtime_test, kill_unwinds_a_sleeping_fiber_and_join_reports_it) {
+  green::run(
+      [] {
+        std::atomic<bool> unwound{false};
+        struct guard {
+          std::atomic<bool>& flag;
+          ~guard() { flag = true; }
+        };
+        auto f = green::spawn(green::spawn_options{"victim"}, [&] {
+          guard g{unwound};
+          green::this_fiber::sleep_for(1h);
+        });
+        green::this_fiber::sleep_for(1ms);
+        f.kill();
+        try {
+          f.join();
+          ADD_FAILURE() << "join of a killed fiber returned";
+        } catch (const green::fiber_killed_error& e) {
+          EXPECT_NE(std::string(e.what()).find("'victim' was killed"), std::string::npos) << e.what();
+        }
+        EXPECT_TRUE(unwound.load());
+      },
+      cfg());
+}
+
+TEST_P(runtime_test, kill_before_first_suspension_is_delivered) {
+  green::run(
+      [] {
+        std::atomic<bool> go{false};
+        auto f = green::spawn([&] {
+          while (!go.load()) {
+          }
+          green::this_fiber::yield();
+          green::this_fiber::sleep_for(1h);  // the kill lands here
+        });
+        f.kill();
+        go = true;
+        EXPECT_THROW(f.join(), green::fiber_killed_error);
+      },
+      cfg());
+}
+
+TEST_P(runtime_test, timeout_scope_interrupts_sleep) {
+  green::run(
+      [] {
+        green::timeout outer(1h);
+        try {
+          green::timeout t(5ms);
+          green::this_fiber::sleep_for(1h);
+          ADD_FAILURE() << "sleep was not interrupted";
+        } catch (const green::timeout_error& e) {
+          EXPECT_NE(e.owner(), &outer);
+        }
+        // Leaving the scope cancelled it: this sleep completes.
+        green::this_fiber::sleep_for(2ms);
+      },
+      cfg());
+}
+
+TEST_P(runtime_test, nested_timeouts_earliest_wins) {
+  green::run(
+      [] {
+        green::timeout outer(5ms);
+        green::timeout inner(1h);
+        try {
+          green::this_fiber::sleep_for(1h);
+          ADD_FAILURE();
+        } catch (const green::timeout_error& e) {
+          EXPECT_EQ(e.owner(), &outer);
+        }
+      },
+      cfg());
+}
+
+TEST_P(runtime_test, join_wait_for_times_out_then_succeeds) {
+  green::run(
+      [] {
+        auto f = green::spawn([] { green::this_fiber::sleep_for(20ms); return 7; });
+        EXPECT_FALSE(f.wait_for(1ms));
+        EXPECT_TRUE(f.wait_for(1h));
+        EXPECT_EQ(f.join(), 7);
+      },
+      cfg());
+}
+
+TEST_P(runtime_test, deadlock_is_reported_in_main_with_every_fiber) {
+  green::runtime rt(cfg());
+  try {
+    rt.run([] {
+      auto f = green::spawn(green::spawn_options{"stuck-worker"}, [] {
+        auto t = green::sched::prepare_park();
+        green::sched::park(t, "a ticket nobody holds");
+      });
+      f.join();  // never finishes: every fiber is asleep
+    });
+    ADD_FAILURE() << "no deadlock reported";
+  } catch (const green::deadlock_error& e) {
+    std::string what = e.what();
+    EXPECT_NE(what.find("all 2 fibers are asleep"), std::string::npos) << what;
+    EXPECT_NE(what.find("'stuck-worker': parked (a ticket nobody holds)"), std::string::npos) << what;
+    EXPECT_NE(what.find("'main': parked (join)"), std::string::npos) << what;
+  }
+  EXPECT_EQ(rt.scheduler().get_stats().deadlocks, 1u);
+}
+
+TEST_P(runtime_test, many_parked_fibers_all_finish) {
+  const int n = green::testing::sanitized ? 20000 : 100000;
+  std::atomic<int> count{0};
+  green::run(
+      [&] {
+        std::vector<green::fiber<void>> fs;
+        fs.reserve(n);
+        for (int i = 0; i < n; ++i) {
+          fs.push_back(green::spawn([&] {
+            green::this_fiber::sleep_for(50ms);
+            count.fetch_add(1, std::memory_order_relaxed);
+          }));
+        }
+        for (auto& f : fs) f.join();
+      },
+      cfg());
+  EXPECT_EQ(count.load(), n);
+}
+
+TEST_P(runtime_test, one_million_parked_fibers) {
+  if (!green::testing::optimized || green::testing::sanitized) GTEST_SKIP() << "Release build only";
+  if (GetParam() != 2) GTEST_SKIP() << "once is enough";
+  constexpr int n = 1000000;
+  std::atomic<int> count{0};
+  auto c = cfg();
+  c.stack_size = 16 * 1024;
+  c.run_queue_capacity = 256;
+  green::run(
+      [&] {
+        std::vector<green::fiber<void>> fs;
+        fs.reserve(n);
+        for (int i = 0; i < n; ++i) {
+          fs.push_back(green::spawn([&] {
+            green::this_fiber::sleep_for(200ms);
+            count.fetch_add(1, std::memory_order_relaxed);
+          }));
+        }
+        for (auto& f : fs) f.join();
+      },
+      c);
+  EXPECT_EQ(count.load(), n);
+}
+
+TEST_P(runtime_test, detached_fiber_exception_goes_to_the_handler) {
+  static std::atomic<int> handled{0};
+  handled = 0;
+  green::set_unhandled_exception_handler([](green::sched::fiber_base& f, std::exception_ptr) {
+    if (f.name() == "doomed") handled.fetch_add(1);
+  });
+  green::run(
+      [] {
+        green::spawn(green::spawn_options{"doomed"}, [] { throw std::runtime_error("lost?"); }).detach();
+        while (handled.load() == 0) green::this_fiber::sleep_for(100us);
+      },
+      cfg());
+  green::set_unhandled_exception_handler(nullptr);
+  EXPECT_EQ(handled.load(), 1);
+}
+
+TEST_P(runtime_test, runtime_destruction_kills_leftover_fibers) {
+  std::atomic<int> unwound{0};
+  {
+    green::runtime rt(cfg());
+    rt.run([&] {
+      for (int i = 0; i < 100; ++i) {
+        green::spawn([&] {
+          struct guard {
+            std::atomic<int>& n;
+            ~guard() { n.fetch_add(1); }
+          } g{unwound};
+          green::this_fiber::sleep_for(1h);
+        }).detach();
+      }
+      green::this_fiber::sleep_for(1ms);
+    });
+  }
+  EXPECT_EQ(unwound.load(), 100);
+}
+
+TEST_P(runtime_test, two_runtimes_at_once_and_repeated_creation) {
+  for (int round = 0; round < 5; ++round) {
+    green::runtime a(cfg()), b(cfg());
+    auto fa = a.spawn([] { return 1; });
+    auto fb = b.spawn([] { return 2; });
+    EXPECT_EQ(a.run([&] { return fa.join() + 10; }), 11);
+    EXPECT_EQ(b.run([&] { return fb.join() + 20; }), 22);
+  }
+}
+
+TEST_P(runtime_test, dump_lists_fibers_with_state_and_reason) {
+  green::run(
+      [] {
+        auto f = green::spawn(green::spawn_options{"napper"}, [] { green::this_fiber::sleep_for(1h); });
+        green::this_fiber::sleep_for(2ms);
+        std::ostringstream out;
+        green::dump(out);
+        EXPECT_NE(out.str().find("'napper': parked (sleep)"), std::string::npos) << out.str();
+        EXPECT_NE(out.str().find("'main': running"), std::string::npos) << out.str();
+        f.kill();
+        EXPECT_THROW(f.join(), green::fiber_killed_error);
+      },
+      cfg());
+}
+
+TEST(runtime, spawn_outside_a_runtime_is_a_clear_error) {
+  EXPECT_THROW(green::spawn([] {}), std::logic_error);
+}
+
+TEST(runtime, bad_config_is_rejected_with_a_message) {
+  green::runtime_config c;
+  c.run_queue_capacity = 3;
+  EXPECT_THROW(green::runtime rt(c), std::invalid_argument);
+  c.run_queue_capacity = 4;
+  c.stack_size = 100;
+  EXPECT_THROW(green::runtime rt(c), std::invalid_argument);
+}
+
+TEST(runtime, idle_runtime_uses_no_cpu) {
+  green::runtime_config c;
+  c.workers = 2;
+  green::runtime rt(c);
+  rt.run([] { green::this_fiber::sleep_for(10ms); });  // workers started and settled
+  auto cpu = [] {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  };
+  double before = cpu();
+  rt.run([] { green::this_fiber::sleep_for(2s); });
+  double used = cpu() - before;
+  EXPECT_LT(used, 0.05) << "CPU seconds over a 2 s idle sleep";
+}
+
+TEST(stacks, slab_stacks_beyond_the_guard_budget) {
+  auto& a = stack_allocator::instance();
+  std::size_t old = a.guarded_limit();
+  a.set_guarded_limit_for_testing(a.guarded_live() + 10);
+  std::size_t slab_before = a.slab_live();
+  std::atomic<int> count{0};
+  std::size_t peak_slab = 0;
+  green::run([&] {
+    std::vector<green::fiber<void>> fs;
+    for (int i = 0; i < 200; ++i)
+      fs.push_back(green::spawn([&] { green::this_fiber::sleep_for(5ms); count.fetch_add(1); }));
+    peak_slab = a.slab_live();
+    for (auto& f : fs) f.join();
+  });
+  a.set_guarded_limit_for_testing(old);
+  EXPECT_EQ(count.load(), 200);
+  EXPECT_GE(peak_slab - slab_before, 150u);
+  EXPECT_EQ(a.slab_live(), slab_before);
+}
+
+namespace {
+int recurse(int depth) {
+  volatile char pad[512];
+  pad[0] = static_cast<char>(depth);
+  if (depth > 1000000000) return pad[0];
+  return recurse(depth + 1) + pad[0];
+}
+}  // namespace
+
+TEST(stacks_death, overflow_is_reported_with_fiber_id_and_name) {
+  if (green::testing::sanitized) GTEST_SKIP() << "the sanitizers report overflows themselves";
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(green::run([] {
+    green::spawn(green::spawn_options{"deep", 32 * 1024}, [] { return recurse(0); }).join();
+  }),
+               "stack overflow in fiber #[0-9]+ 'deep'");
+}
+
+}  // namespace
