@@ -10,9 +10,10 @@
 // max_map_count/4 are live (16,382 by default: half the budget, the other
 // half left to malloc, libraries and the program), then carve stacks from
 // 64-stack slabs: one mapping per 64 stacks, no guard page. A slab stack's
-// lowest 32 bytes are a zero canary (fresh anonymous memory reads as zero and
-// costs no RSS); the scheduler checks it, and the stack pointer, at every
-// switch and reports an overflow with the fiber's id and name.
+// lowest 32 bytes are a zero canary (fresh anonymous memory reads as zero);
+// the scheduler checks the stack pointer at every switch and the canary when
+// the fiber is deep in its stack, and reports an overflow with the fiber's
+// id and name.
 //
 // Freed stacks are pooled with their memory committed and reused first;
 // trim() returns the memory (at runtime teardown): a munmap or madvise per

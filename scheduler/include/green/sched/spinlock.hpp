@@ -7,7 +7,7 @@
 
 namespace green::sched {
 
-inline void cpu_relax() noexcept {
+inline void cpu_pause() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
 #elif defined(__aarch64__)
@@ -27,7 +27,7 @@ class spinlock {
         // 64 pauses (~2 µs) cover any critical section here; past that the
         // holder was preempted, so give its OS thread the core.
         if (++spins > 64) std::this_thread::yield();
-        else cpu_relax();
+        else cpu_pause();
       }
     }
   }
