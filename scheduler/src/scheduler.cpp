@@ -135,6 +135,12 @@ GREEN_NOINLINE static worker* this_worker() noexcept {
   asm volatile("" ::: "memory");
   return tls.w;
 }
+// errno lives in TLS and glibc declares __errno_location() `const`, so the
+// compiler may reuse its address across a switch; fetch it fresh here.
+GREEN_NOINLINE static int* errno_slot() noexcept {
+  asm volatile("" ::: "memory");
+  return &errno;
+}
 GREEN_NOINLINE static parker* this_thread_parker() noexcept {
   asm volatile("" ::: "memory");
   return &tls.thread_parker;
@@ -153,7 +159,7 @@ struct alignas(64) worker {
   scheduler::impl* im = nullptr;
   unsigned index = 0;
   std::thread thread;
-  pid_t tid = 0;
+  std::atomic<pid_t> tid{0};
   context sched_ctx;
   fiber_base* current = nullptr;  // owner only
 
@@ -884,7 +890,7 @@ void worker::switch_out(worker* w, after a, after_switch_fn cb, void* cb_arg) no
   w->prev = prev;
   w->cb = cb;
   w->cb_arg = cb_arg;
-  prev->saved_errno_ = errno;
+  prev->saved_errno_ = *errno_slot();
   w->switches.fetch_add(1, std::memory_order_relaxed);
   context* to;
   if (next) {
@@ -900,7 +906,7 @@ void worker::switch_out(worker* w, after a, after_switch_fn cb, void* cb_arg) no
   prev->ctx_.switch_to(*to, nullptr);
   // Resumed, possibly on another worker: re-read it.
   this_worker()->after_switch();
-  errno = prev->saved_errno_;
+  *errno_slot() = prev->saved_errno_;
 }
 
 void worker::after_switch() noexcept {
@@ -937,7 +943,7 @@ void worker::after_switch() noexcept {
 void worker::fiber_entry(context*, void*) {
   this_worker()->after_switch();
   fiber_base* f = this_worker()->current;
-  errno = 0;
+  *errno_slot() = 0;
   f->invoke();
   for (auto& slot : f->fls)
     if (slot.value && slot.destroy) slot.destroy(slot.value);
@@ -1126,7 +1132,7 @@ void scheduler::impl::check_deadlock(worker& w) noexcept {
   std::uint64_t mw = m->parker_.word.load(std::memory_order_acquire);
   if (parker::status(mw) != parker::parked) return;
   std::vector<pid_t> ours;
-  for (auto& v : workers) ours.push_back(v->tid);
+  for (auto& v : workers) ours.push_back(v->tid.load(std::memory_order_relaxed));
   ours.push_back(main_waiter_tid.load(std::memory_order_relaxed));
   if (outside_threads_exist(ours)) return;
   std::string text = build_report();
@@ -1153,7 +1159,7 @@ std::string scheduler::deadlock_report() const {
 
 void scheduler::impl::worker_main(worker& w) noexcept {
   tls.w = &w;
-  w.tid = static_cast<pid_t>(::syscall(SYS_gettid));
+  w.tid.store(static_cast<pid_t>(::syscall(SYS_gettid)), std::memory_order_release);
   char name[16];
   std::snprintf(name, sizeof name, "%.9s-w%u", self->cfg_.name.c_str(), w.index);
   pthread_setname_np(pthread_self(), name);
@@ -1230,7 +1236,7 @@ scheduler::scheduler(config cfg) : cfg_(std::move(cfg)), impl_(std::make_unique<
   }
   // Wait until every worker has published its tid (deadlock detection uses them).
   for (auto& w : m.workers)
-    while (__atomic_load_n(&w->tid, __ATOMIC_ACQUIRE) == 0) std::this_thread::yield();
+    while (w->tid.load(std::memory_order_acquire) == 0) std::this_thread::yield();
   if (cfg_.schedtrace.count() > 0) {
     m.tracer = std::thread([this, &m] {
       std::unique_lock lk(m.trace_mu);
