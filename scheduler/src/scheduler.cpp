@@ -244,6 +244,7 @@ struct scheduler::impl {
   std::atomic<bool> stop{false};
   std::mutex drain_mu;
   std::condition_variable drain_cv;
+  std::mutex main_mu;  // keeps `main` alive while check_deadlock() looks at it
   std::atomic<fiber_base*> main{nullptr};
   std::atomic<pid_t> main_waiter_tid{0};
   mutable std::mutex report_mu;
@@ -1122,6 +1123,7 @@ std::string scheduler::impl::build_report() {
 }
 
 void scheduler::impl::check_deadlock(worker& w) noexcept {
+  std::lock_guard main_lk(main_mu);
   fiber_base* m = main.load(std::memory_order_acquire);
   if (m == nullptr || self->cfg_.on_deadlock == deadlock_policy::ignore) return;
   if (stopping.load(std::memory_order_acquire)) return;
@@ -1334,12 +1336,18 @@ void scheduler::run_main(fiber_base* f) {
   try {
     spawn(f);
   } catch (...) {
-    m.main.store(nullptr);
+    {
+      std::lock_guard lk(m.main_mu);
+      m.main.store(nullptr);
+    }
     f->release();
     throw;
   }
   f->wait_done(no_deadline);
-  m.main.store(nullptr, std::memory_order_release);
+  {
+    std::lock_guard lk(m.main_mu);
+    m.main.store(nullptr, std::memory_order_release);
+  }
   f->release();
 }
 

@@ -4,6 +4,12 @@
 // another worker thread, and then sees that thread's instance (and the
 // compiler may even keep using the old thread's address). fiber_local<T>
 // follows the fiber. On a plain thread it acts as thread_local.
+//
+// errno is kept per fiber: the runtime saves it when a fiber suspends and
+// restores it on whichever worker resumes it. Read it right after the call
+// that failed, as usual; glibc declares errno's accessor `const`, so code
+// inlined into one function may reuse the old thread's errno address across
+// a suspension point in that same function.
 #pragma once
 
 #include <atomic>
