@@ -49,15 +49,16 @@ TEST_P(runtime_test, run_returns_main_result) {
 }
 
 TEST_P(runtime_test, join_returns_results_of_many_fibers) {
+  const long n = green::testing::scaled(10000);
   green::runtime rt(cfg());
   long sum = rt.run([] {
     std::vector<green::fiber<long>> fs;
-    for (long i = 0; i < 10000; ++i) fs.push_back(green::spawn([i] { return i; }));
+    for (long i = 0; i < n; ++i) fs.push_back(green::spawn([i] { return i; }));
     long s = 0;
     for (auto& f : fs) s += f.join();
     return s;
   });
-  EXPECT_EQ(sum, 10000L * 9999 / 2);
+  EXPECT_EQ(sum, n * (n - 1) / 2);
 }
 
 TEST_P(runtime_test, join_rethrows_the_fibers_exception) {
@@ -102,7 +103,8 @@ TEST_P(runtime_test, nested_spawn_tree_sums_correctly) {
       return s;
     }
   };
-  EXPECT_EQ(green::run([] { return tree::node(0, 10000); }, cfg()), 10000L * 9999 / 2);
+  const long leaves = green::testing::sanitized ? 100 : 10000;
+  EXPECT_EQ(green::run([&] { return tree::node(0, leaves); }, cfg()), leaves * (leaves - 1) / 2);
 }
 
 TEST_P(runtime_test, yield_interleaves_fibers_on_one_worker_fairly) {
@@ -168,7 +170,7 @@ TEST_P(runtime_test, fiber_local_is_isolated_across_migration) {
   std::atomic<int> errors{0};
   rt.run([&] {
     std::vector<green::fiber<void>> fs;
-    for (int i = 0; i < 200; ++i) {
+    for (int i = 0; i < green::testing::scaled(200) + 10; ++i) {
       fs.push_back(green::spawn([&, i] {
         *local = i;
         for (int k = 0; k < 50; ++k) {
@@ -201,7 +203,7 @@ TEST_P(runtime_test, errno_survives_suspension_and_migration) {
   green::run(
       [&] {
         std::vector<green::fiber<void>> fs;
-        for (int i = 0; i < 100; ++i) {
+        for (int i = 0; i < green::testing::scaled(100) + 10; ++i) {
           fs.push_back(green::spawn([&, i] {
             for (int k = 0; k < 20; ++k) {
               write_errno(1000 + i);
@@ -228,7 +230,7 @@ TEST_P(runtime_test, idle_workers_steal_spawned_fibers) {
     int home = green::sched::current_worker_index();
     std::vector<green::fiber<void>> fs;
     // Busy fibers spawned on one worker: the others must take some.
-    for (int i = 0; i < 200; ++i) {
+    for (int i = 0; i < green::testing::scaled(200) + 30; ++i) {
       fs.push_back(green::spawn([&] {
         auto until = std::chrono::steady_clock::now() + 200us;
         while (std::chrono::steady_clock::now() < until) {
@@ -437,7 +439,7 @@ TEST_P(runtime_test, deadlock_is_reported_in_main_with_every_fiber) {
 }
 
 TEST_P(runtime_test, many_parked_fibers_all_finish) {
-  const int n = green::testing::sanitized ? 20000 : 100000;
+  const int n = green::testing::scaled(100000);
   std::atomic<int> count{0};
   green::run(
       [&] {

@@ -42,6 +42,11 @@ constexpr bool sanitized =
     false;
 #endif
 
+// scaled() shrinks a fiber count for sanitizer builds: TSan models every
+// fiber as a thread (measured: ~4.6 ms per fiber created), so counts that
+// take milliseconds natively take minutes there.
+constexpr int scaled(int n) { return sanitized ? (n / 20 > 0 ? n / 20 : 1) : n; }
+
 constexpr bool optimized =
 #ifdef NDEBUG
     true;

@@ -190,6 +190,8 @@ struct alignas(64) worker {
 
   std::uint64_t rng = 0x9E3779B97F4A7C15ull;
   std::atomic<std::uint64_t> switches{0};   // relaxed: progress counter for dumps and the monitor
+  // count_switch(): owner only, so a plain load+store (no locked RMW on the switch path).
+  void count_switch() noexcept { switches.store(switches.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
 
   void after_switch() noexcept;
   static void switch_out(worker* w, after a, after_switch_fn cb = nullptr, void* cb_arg = nullptr) noexcept;
@@ -892,7 +894,7 @@ void worker::switch_out(worker* w, after a, after_switch_fn cb, void* cb_arg) no
   w->cb = cb;
   w->cb_arg = cb_arg;
   prev->saved_errno_ = *errno_slot();
-  w->switches.fetch_add(1, std::memory_order_relaxed);
+  w->count_switch();
   context* to;
   if (next) {
     w->current = next;
@@ -1012,7 +1014,7 @@ void scheduler::impl::run_fiber(worker& w, fiber_base* f) noexcept {
   w.current = f;
   f->state_.store(fiber_state::running, std::memory_order_relaxed);
   f->last_worker_ = w.index;
-  w.switches.fetch_add(1, std::memory_order_relaxed);
+  w.count_switch();
   w.sched_ctx.switch_to(f->ctx_, nullptr);
   w.after_switch();
 }
