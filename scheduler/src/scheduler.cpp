@@ -64,6 +64,13 @@
 
 #include "green/sched/reactor.hpp"
 
+#if defined(__SANITIZE_THREAD__)
+#define GREEN_TSAN_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GREEN_TSAN_BUILD 1
+#endif
+#endif
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define GREEN_SANITIZED 1
 #elif defined(__has_feature)
@@ -1105,7 +1112,7 @@ bool outside_threads_exist(const std::vector<pid_t>& ours) {
     if (e->d_name[0] == '.') continue;
     pid_t tid = static_cast<pid_t>(std::atoi(e->d_name));
     if (std::find(ours.begin(), ours.end(), tid) != ours.end()) continue;
-#if defined(__SANITIZE_THREAD__) || (defined(__has_feature) && __has_feature(thread_sanitizer))
+#ifdef GREEN_TSAN_BUILD
     // TSan's background thread: started during TSan's init, right after the
     // main thread, and named like it. It never wakes fibers.
     if (tid == pid + 1 && thread_comm(tid) == thread_comm(pid)) continue;
