@@ -1089,7 +1089,7 @@ void scheduler::impl::unregister_fiber(fiber_base* f) noexcept {
 // deadlock detection
 
 namespace {
-std::string thread_comm(pid_t tid) {
+[[maybe_unused]] std::string thread_comm(pid_t tid) {
   char path[64], comm[32] = {};
   std::snprintf(path, sizeof path, "/proc/self/task/%d/comm", tid);
   if (FILE* fp = std::fopen(path, "r")) {
