@@ -906,7 +906,7 @@ void worker::switch_out(worker* w, after a, after_switch_fn cb, void* cb_arg) no
   if (next) {
     w->current = next;
     next->state_.store(fiber_state::running, std::memory_order_relaxed);
-    next->last_worker_ = w->index;
+    next->last_worker_.store(w->index, std::memory_order_relaxed);
     to = &next->ctx_;
   } else {
     w->current = nullptr;
@@ -1020,7 +1020,7 @@ void scheduler::impl::run_fiber(worker& w, fiber_base* f) noexcept {
   if (!w.start(f)) return;
   w.current = f;
   f->state_.store(fiber_state::running, std::memory_order_relaxed);
-  f->last_worker_ = w.index;
+  f->last_worker_.store(w.index, std::memory_order_relaxed);
   w.count_switch();
   w.sched_ctx.switch_to(f->ctx_, nullptr);
   w.after_switch();
@@ -1391,7 +1391,8 @@ void scheduler::dump(std::ostream& out) {
       const char* why = f->wait_reason();
       out << "  fiber #" << f->id() << " '" << f->name() << "': " << to_string(f->state());
       if (f->state() == fiber_state::parked && why) out << " (" << why << ")";
-      if (f->last_worker_ != ~0u) out << " on worker " << f->last_worker_;
+      unsigned lw = f->last_worker_.load(std::memory_order_relaxed);
+      if (lw != ~0u) out << " on worker " << lw;
       out << "\n";
     }
   }

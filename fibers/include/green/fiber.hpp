@@ -123,7 +123,7 @@ class fiber {
       ~releaser() { f->release(); }
     } r{f};
     if (f->was_killed()) detail::throw_killed(*f);
-    if (f->error()) std::rethrow_exception(f->error());
+    if (std::exception_ptr e = f->take_error()) std::rethrow_exception(std::move(e));
     return static_cast<detail::fiber_impl_base<T>*>(f)->result.take();
   }
 

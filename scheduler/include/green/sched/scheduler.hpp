@@ -176,6 +176,9 @@ class fiber_base {
 
   // Outcome, valid once done().
   std::exception_ptr error() const noexcept { return error_; }
+  // take_error() moves the exception out (join does, so the exception is
+  // released on the joiner's thread, not wherever the block is freed).
+  std::exception_ptr take_error() noexcept { return std::move(error_); }
   bool was_killed() const noexcept { return killed_; }
 
   // The earliest active green::timeout deadline of this fiber.
@@ -232,7 +235,7 @@ class fiber_base {
   fiber_base* reg_next_ = nullptr;
   unsigned reg_shard_ = 0;
   unsigned spawned_on_ = ~0u;      // worker index it was spawned on (tests)
-  unsigned last_worker_ = ~0u;     // worker index it last ran on (dumps, tests)
+  std::atomic<unsigned> last_worker_{~0u};  // worker it last ran on (dumps); relaxed
 };
 
 // The per-call deadline/kill/timeout protocol (fiber or thread context):
