@@ -531,7 +531,7 @@ TEST_P(runtime_test, dump_lists_fibers_with_state_and_reason) {
   green::run(
       [] {
         auto f = green::spawn(green::spawn_options{"napper"}, [] { green::this_fiber::sleep_for(1h); });
-        green::this_fiber::sleep_for(2ms);
+        while (f.native()->state() != green::sched::fiber_state::parked) green::this_fiber::sleep_for(1ms);
         std::ostringstream out;
         green::dump(out);
         EXPECT_NE(out.str().find("'napper': parked (sleep)"), std::string::npos) << out.str();
