@@ -564,7 +564,9 @@ void yield() noexcept {
 
 void worker::push(fiber_base* f, bool lifo) noexcept {
   f->state_.store(fiber_state::runnable, std::memory_order_relaxed);
-  if (s->cfg().shuffle && (xorshift(rng) & 1)) lifo = !lifo;
+  // Shuffle may demote a LIFO push to the tail, never promote a tail push:
+  // FIFO order among tail pushes (yields, expired timers) is a guarantee.
+  if (lifo && s->cfg().shuffle && (xorshift(rng) & 1)) lifo = false;
   if (lifo) {
     // acq_rel: release publishes f to a thief that takes runnext; acquire
     // gets the old occupant that we move to the ring.

@@ -33,9 +33,13 @@ void timer_heap::arm(timer_node* n, time_point when) {
 bool timer_heap::cancel(timer_node* n) {
   timer_heap* h = n->heap.load(std::memory_order_acquire);
   if (h == nullptr) return false;
+  // A node that is firing keeps `heap` set until fire() has returned (both
+  // under the lock), so taking the lock here waits for a fire in progress.
   std::lock_guard lk(h->mu_);
   if (n->heap.load(std::memory_order_relaxed) != h) return false;  // fired meanwhile
-  return h->remove_locked(n);
+  bool removed = h->remove_locked(n);
+  n->heap.store(nullptr, std::memory_order_relaxed);
+  return removed;
 }
 
 bool timer_heap::remove_locked(timer_node* n) {
@@ -51,7 +55,6 @@ bool timer_heap::remove_locked(timer_node* n) {
     sift_down(moved->index);
   }
   n->index = timer_node::npos;
-  n->heap.store(nullptr, std::memory_order_relaxed);
   publish_locked();
   return true;
 }
@@ -64,6 +67,9 @@ std::size_t timer_heap::fire_expired(time_point now) {
     timer_node* n = heap_[0];
     remove_locked(n);
     n->fire(n);
+    // Only now: a cancel() that saw `heap` set waited for the lock, so it
+    // returns after fire() is done and the node may be reused or freed.
+    n->heap.store(nullptr, std::memory_order_release);
     ++fired;
   }
   return fired;
