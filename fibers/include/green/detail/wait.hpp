@@ -1,0 +1,151 @@
+// green::detail wait helpers: the park/wake protocol of scheduler.hpp,
+// written once for every primitive in fibers/ (mutexes, events, channels...).
+//
+// The hand-over rule every primitive follows (design header of mutex.cpp):
+// a waker, holding the primitive's lock, first
+// writes what it hands over (a value, a grant, waiter.chosen), then calls
+// wake(), and touches the waiter no more; if wake() fails (the park already
+// ended: killed, timed out, or a select won elsewhere) it takes back what it
+// wrote and moves on to the next waiter. The parked side reads the hand-over
+// only after park() returned `notified` (wake's release / park's acquire
+// order it), and after any other reason relocks and unlinks itself.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+
+#include "green/errors.hpp"
+#include "green/sched/scheduler.hpp"
+#include "green/sched/spinlock.hpp"
+
+namespace green::detail {
+
+using sched::clock;
+using sched::no_deadline;
+using sched::time_point;
+using sched::wake_reason;
+
+// deadline_after() is now + d, rounded up to the clock's tick; a huge d
+// saturates to no_deadline instead of overflowing.
+template <class Rep, class Period>
+time_point deadline_after(std::chrono::duration<Rep, Period> d) {
+  auto now = clock::now();
+  if (d <= d.zero()) return now;
+  auto left = std::chrono::duration_cast<std::chrono::duration<double>>(no_deadline - now);
+  if (std::chrono::duration_cast<std::chrono::duration<double>>(d) >= left) return no_deadline;
+  return now + std::chrono::ceil<clock::duration>(d);
+}
+// to_deadline() converts a time_point of any clock to the scheduler's clock.
+template <class Clock, class Duration>
+time_point to_deadline(std::chrono::time_point<Clock, Duration> tp) {
+  if constexpr (std::is_same_v<Clock, clock>) {
+    return std::chrono::time_point_cast<clock::duration>(tp);
+  } else {
+    return deadline_after(tp - Clock::now());
+  }
+}
+
+// self_id() names the caller for owner checks: the fiber's id, or on a plain
+// thread a per-thread token with the top bit set (fiber ids never have it).
+// Never 0. Any context.
+std::uint64_t self_id() noexcept;
+
+// try_wake() hands `w` over: marks it chosen, wakes it with `r`; if the park
+// already ended, unmarks it and returns false. Caller holds the lock that
+// guards w's queue; w must already be unlinked.
+inline bool try_wake(sched::waiter* w, wake_reason r = wake_reason::notified) noexcept {
+  w->chosen = true;
+  if (sched::wake(w->t, r)) return true;  // w may be gone now: touch it no more
+  w->chosen = false;
+  return false;
+}
+// wake_one() pops waiters until one wakes; returns whether one did. Caller
+// holds the lock that guards q.
+bool wake_one(sched::wait_queue& q, wake_reason r = wake_reason::notified) noexcept;
+// wake_all() pops and wakes every waiter; returns how many woke. Ditto.
+std::size_t wake_all(sched::wait_queue& q, wake_reason r = wake_reason::notified) noexcept;
+
+// park_waiter() links `w` (a fresh ticket) at the tail of `q`, unlocks `lk`,
+// calls between(arg) if given (a condition wait releases the user's lock
+// there: a wake from then on is not lost) and parks. On `notified` or `closed` w was chosen and unlinked by its waker
+// and lk is left unlocked. On any other reason it relocks lk and unlinks w,
+// and returns with lk locked, so the caller can repair its state under the
+// lock before deciding (timeout: a status; else raise_interrupt()).
+// Precondition: lk owns its lock. Fiber or thread context.
+wake_reason park_waiter(std::unique_lock<sched::spinlock>& lk, sched::wait_queue& q, sched::waiter& w,
+                        const char* what, time_point deadline, void (*between)(void*) = nullptr,
+                        void* arg = nullptr);
+
+// handed_over() is true for the reasons after which the waker did the work.
+inline bool handed_over(wake_reason r) noexcept { return r == wake_reason::notified || r == wake_reason::closed; }
+
+// destroyed_with_waiters() reports a primitive destroyed while fibers or
+// threads still wait on it, and terminates: those waiters would otherwise
+// wake into freed memory. Never returns.
+[[noreturn]] void destroyed_with_waiters(const char* type, const void* self, std::size_t n) noexcept;
+
+// check_no_waiters() is the destructor check: it takes `mu` (so a waker still
+// inside its critical section finishes before the memory goes away) and
+// terminates if any queue still has waiters.
+template <class... Queues>
+void check_no_waiters(sched::spinlock& mu, const char* type, const void* self, const Queues&... qs) noexcept {
+  std::lock_guard lk(mu);
+  std::size_t n = (qs.size() + ... + 0);
+  if (n != 0) destroyed_with_waiters(type, self, n);
+}
+
+// pause_scope_deadline suspends the calling fiber's green::timeout deadlines
+// for its lifetime, for waits that must complete (relocking a mutex at the
+// end of a condition wait). Fiber or thread context (no-op on a thread).
+class pause_scope_deadline {
+ public:
+  pause_scope_deadline() noexcept;
+  ~pause_scope_deadline();
+  pause_scope_deadline(const pause_scope_deadline&) = delete;
+  pause_scope_deadline& operator=(const pause_scope_deadline&) = delete;
+
+ private:
+  sched::fiber_base* f_;
+  time_point saved_;
+};
+
+// relock() reacquires `lk` at the end of a condition wait whatever happens
+// meanwhile: green::timeout scopes are paused, and a kill that interrupts
+// the relock is held back until the lock is held again. Returns true if a
+// kill arrived (the caller then raises fiber_exit, lock held).
+template <class Lock>
+bool relock(Lock& lk) {
+  pause_scope_deadline pause;
+  bool killed = false;
+  for (;;) {
+    try {
+      lk.lock();
+      return killed;
+    } catch (const fiber_exit&) {
+      killed = true;  // delivered once: the next park waits normally
+    }
+  }
+}
+
+// timed_lockable<D> gives D the TimedLockable pair try_lock_for /
+// try_lock_until on top of D's `bool lock_until_(time_point)` (D befriends
+// it). Contexts and errors are D's lock().
+template <class D>
+class timed_lockable {
+ public:
+  template <class Rep, class Period>
+  bool try_lock_for(std::chrono::duration<Rep, Period> d) {
+    return static_cast<D&>(*this).lock_until_(deadline_after(d));
+  }
+  template <class Clock, class Duration>
+  bool try_lock_until(std::chrono::time_point<Clock, Duration> tp) {
+    return static_cast<D&>(*this).lock_until_(to_deadline(tp));
+  }
+};
+
+// random_below() is a fast per-thread xorshift in [0, n). For select.
+std::uint32_t random_below(std::uint32_t n) noexcept;
+
+}  // namespace green::detail
