@@ -38,6 +38,7 @@
 #endif
 
 #ifdef GREEN_ASAN
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 #ifdef GREEN_TSAN
@@ -102,6 +103,11 @@ void context::init_thread() noexcept {
 }
 
 void context::init_fiber(void* stack_lo, std::size_t size, context_entry entry) noexcept {
+#ifdef GREEN_ASAN
+  // A fiber that left through exit_to() never unwound its last frames, so
+  // their redzones are still poisoned; a reused stack must start clean.
+  __asan_unpoison_memory_region(stack_lo, size);
+#endif
   stack_lo_ = stack_lo;
   stack_size_ = size;
   entry_ = entry;
