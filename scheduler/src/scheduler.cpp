@@ -1091,39 +1091,40 @@ void scheduler::impl::unregister_fiber(fiber_base* f) noexcept {
 // deadlock detection
 
 namespace {
-[[maybe_unused]] std::string thread_comm(pid_t tid) {
-  char path[64], comm[32] = {};
-  std::snprintf(path, sizeof path, "/proc/self/task/%d/comm", tid);
-  if (FILE* fp = std::fopen(path, "r")) {
-    if (!std::fgets(comm, sizeof comm, fp)) comm[0] = 0;
-    std::fclose(fp);
+std::vector<pid_t> list_threads() {
+  std::vector<pid_t> tids;
+  if (DIR* d = ::opendir("/proc/self/task")) {
+    while (dirent* e = ::readdir(d))
+      if (e->d_name[0] != '.') tids.push_back(static_cast<pid_t>(std::atoi(e->d_name)));
+    ::closedir(d);
   }
-  return comm;
+  return tids;
 }
+
+#ifdef GREEN_TSAN_BUILD
+// TSan starts a background thread during its own init, before any static
+// initializer runs: the threads alive at our static-init time, other than
+// the main thread, are TSan's, and they never wake fibers.
+const std::vector<pid_t> sanitizer_threads = [] {
+  std::vector<pid_t> v = list_threads();
+  v.erase(std::remove(v.begin(), v.end(), ::getpid()), v.end());
+  return v;
+}();
+#endif
 
 // Threads of this process that are not `ours` (workers, the thread waiting
 // in run_main): any of them might wake a fiber, so while one exists no
 // deadlock is reported (never a false report; a missed one in mixed
 // programs).
 bool outside_threads_exist(const std::vector<pid_t>& ours) {
-  DIR* d = ::opendir("/proc/self/task");
-  if (!d) return true;
-  bool found = false;
-  [[maybe_unused]] const pid_t pid = ::getpid();
-  while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    pid_t tid = static_cast<pid_t>(std::atoi(e->d_name));
+  for (pid_t tid : list_threads()) {
     if (std::find(ours.begin(), ours.end(), tid) != ours.end()) continue;
 #ifdef GREEN_TSAN_BUILD
-    // TSan's background thread: started during TSan's init, right after the
-    // main thread, and named like it. It never wakes fibers.
-    if (tid == pid + 1 && thread_comm(tid) == thread_comm(pid)) continue;
+    if (std::find(sanitizer_threads.begin(), sanitizer_threads.end(), tid) != sanitizer_threads.end()) continue;
 #endif
-    found = true;
-    break;
+    return true;
   }
-  ::closedir(d);
-  return found;
+  return false;
 }
 }  // namespace
 
