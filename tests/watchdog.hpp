@@ -42,6 +42,19 @@ constexpr bool sanitized =
     false;
 #endif
 
+constexpr bool tsan =
+#if defined(__SANITIZE_THREAD__)
+    true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+    true;
+#else
+    false;
+#endif
+#else
+    false;
+#endif
+
 // scaled() shrinks a fiber count for sanitizer builds: TSan models every
 // fiber as a thread (measured: ~4.6 ms per fiber created), so counts that
 // take milliseconds natively take minutes there.

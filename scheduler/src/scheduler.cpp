@@ -1101,27 +1101,14 @@ std::vector<pid_t> list_threads() {
   return tids;
 }
 
-#ifdef GREEN_TSAN_BUILD
-// TSan starts a background thread during its own init, before any static
-// initializer runs: the threads alive at our static-init time, other than
-// the main thread, are TSan's, and they never wake fibers.
-const std::vector<pid_t> sanitizer_threads = [] {
-  std::vector<pid_t> v = list_threads();
-  v.erase(std::remove(v.begin(), v.end(), ::getpid()), v.end());
-  return v;
-}();
-#endif
-
 // Threads of this process that are not `ours` (workers, the thread waiting
 // in run_main): any of them might wake a fiber, so while one exists no
 // deadlock is reported (never a false report; a missed one in mixed
-// programs).
+// programs). Under TSan its helper thread, started at the first
+// pthread_create and named like the main thread, is such a thread too.
 bool outside_threads_exist(const std::vector<pid_t>& ours) {
   for (pid_t tid : list_threads()) {
     if (std::find(ours.begin(), ours.end(), tid) != ours.end()) continue;
-#ifdef GREEN_TSAN_BUILD
-    if (std::find(sanitizer_threads.begin(), sanitizer_threads.end(), tid) != sanitizer_threads.end()) continue;
-#endif
     return true;
   }
   return false;
