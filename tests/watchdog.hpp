@@ -28,32 +28,35 @@ inline std::string worker_name(const ::testing::TestParamInfo<unsigned>& info) {
   return "workers_" + std::to_string(info.param);
 }
 
-// True in sanitizer builds (slower; some tests shrink).
-constexpr bool sanitized =
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-    true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-    true;
-#else
-    false;
-#endif
-#else
-    false;
-#endif
-
-constexpr bool tsan =
+// Which sanitizer this build runs under (GCC spells it __SANITIZE_*__,
+// clang __has_feature).
 #if defined(__SANITIZE_THREAD__)
-    true;
+#define GREEN_TEST_TSAN 1
 #elif defined(__has_feature)
 #if __has_feature(thread_sanitizer)
-    true;
-#else
-    false;
+#define GREEN_TEST_TSAN 1
 #endif
-#else
-    false;
 #endif
+#if defined(__SANITIZE_ADDRESS__)
+#define GREEN_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GREEN_TEST_ASAN 1
+#endif
+#endif
+
+#ifdef GREEN_TEST_TSAN
+constexpr bool tsan = true;
+#else
+constexpr bool tsan = false;
+#endif
+#ifdef GREEN_TEST_ASAN
+constexpr bool asan = true;
+#else
+constexpr bool asan = false;
+#endif
+// True in sanitizer builds (slower; some tests shrink).
+constexpr bool sanitized = tsan || asan;
 
 // scaled() shrinks a fiber count for sanitizer builds: TSan models every
 // fiber as a thread (measured: ~4.6 ms per fiber created), so counts that

@@ -64,13 +64,6 @@
 
 #include "green/sched/reactor.hpp"
 
-#if defined(__SANITIZE_THREAD__)
-#define GREEN_TSAN_BUILD 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define GREEN_TSAN_BUILD 1
-#endif
-#endif
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define GREEN_SANITIZED 1
 #elif defined(__has_feature)
