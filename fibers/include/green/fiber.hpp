@@ -35,6 +35,17 @@ struct result_slot<void> {
   void take() {}
 };
 
+// apply_into() calls fn with the tuple's elements and stores the result in
+// `out` (nothing for void). Exceptions propagate.
+template <class R, class Fn, class Tuple>
+void apply_into(result_slot<R>& out, Fn& fn, Tuple&& args) {
+  if constexpr (std::is_void_v<R>) {
+    std::apply(fn, std::forward<Tuple>(args));
+  } else {
+    out.value.emplace(std::apply(fn, std::forward<Tuple>(args)));
+  }
+}
+
 template <class R>
 class fiber_impl_base : public sched::fiber_base {
  public:
@@ -49,11 +60,7 @@ class fiber_impl final : public fiber_impl_base<R> {
  private:
   void invoke() noexcept override {
     try {
-      if constexpr (std::is_void_v<R>) {
-        std::apply(call_->first, std::move(call_->second));
-      } else {
-        this->result.value.emplace(std::apply(call_->first, std::move(call_->second)));
-      }
+      apply_into(this->result, call_->first, std::move(call_->second));
     } catch (const fiber_exit&) {
       this->killed_ = true;
     } catch (...) {

@@ -20,6 +20,7 @@
 #include "green/semaphore.hpp"
 #include "green/shared_mutex.hpp"
 #include "green/this_fiber.hpp"
+#include "green/threadpool.hpp"
 #include "green/timed_mutex.hpp"
 #include "green/timeout.hpp"
 #include "green/wait_group.hpp"
