@@ -5,6 +5,8 @@
 // Deadlines use epoll_pwait2 (nanosecond timeout, Linux 5.11) so a sleeping
 // timer fires on time rather than up to 1 ms late with epoll_wait's
 // millisecond timeout; older kernels fall back to epoll_wait rounded up.
+// fds are registered once, edge-triggered, keyed by fd and generation; each
+// event goes to the fd table (io.cpp), which wakes the fibers waiting on it.
 #include "green/sched/reactor.hpp"
 
 #include <sys/epoll.h>
@@ -14,7 +16,10 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <algorithm>
 #include <system_error>
+
+#include "io_internal.hpp"
 
 namespace green::sched {
 
@@ -29,7 +34,7 @@ reactor::reactor() {
   }
   epoll_event ev{};
   ev.events = EPOLLIN;
-  ev.data.ptr = nullptr;  // null marks the wake-up eventfd
+  ev.data.u64 = io_internal::wake_key;
   if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, evfd_, &ev) != 0) {
     int err = errno;
     ::close(evfd_);
@@ -44,29 +49,65 @@ reactor::~reactor() {
 }
 
 void reactor::wait(time_point deadline) {
-  epoll_event events[64];
-  int n;
   if (deadline == no_deadline) {
-    n = ::epoll_wait(epfd_, events, 64, -1);
-  } else {
-    auto now = clock::now();
-    auto left = deadline > now ? deadline - now : clock::duration::zero();
-    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
-    timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
-    static std::atomic<bool> have_pwait2{true};  // relaxed: a capability probe, any answer is safe
-    n = have_pwait2.load(std::memory_order_relaxed) ? ::epoll_pwait2(epfd_, events, 64, &ts, nullptr) : -1;
+    harvest(-1, nullptr);
+    return;
+  }
+  auto now = clock::now();
+  auto left = deadline > now ? deadline - now : clock::duration::zero();
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+  timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+  harvest(static_cast<int>(std::min<long long>((ns + 999999) / 1000000, 1 << 30)), &ts);
+}
+
+int reactor::poll_now() { return harvest(0, nullptr); }
+
+// harvest() waits (ts: precise timeout; else timeout_ms, -1 forever) and
+// hands each event on. 128 events a call: one call per 128 ready fds is
+// enough that the syscall is not the cost (Go's netpoll takes 128 too).
+int reactor::harvest(int timeout_ms, const void* tsp) {
+  epoll_event events[128];
+  int n;
+  static std::atomic<bool> have_pwait2{true};  // relaxed: a capability probe, any answer is safe
+  if (tsp != nullptr && have_pwait2.load(std::memory_order_relaxed)) {
+    n = ::epoll_pwait2(epfd_, events, 128, static_cast<const timespec*>(tsp), nullptr);
     if (n < 0 && errno == ENOSYS) {
       have_pwait2.store(false, std::memory_order_relaxed);
-      n = ::epoll_wait(epfd_, events, 64, static_cast<int>((ns + 999999) / 1000000));
+      n = ::epoll_wait(epfd_, events, 128, timeout_ms);
     }
+  } else {
+    n = ::epoll_wait(epfd_, events, 128, timeout_ms);
   }
+  // relaxed: a hint for the monitor (has anyone polled lately?)
+  last_poll_.store(clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+  int handed = 0;
   for (int i = 0; i < n; ++i) {
-    if (events[i].data.ptr == nullptr) {
+    if (events[i].data.u64 == io_internal::wake_key) {
       std::uint64_t v;
       while (::read(evfd_, &v, sizeof v) > 0) {
       }
+    } else {
+      io_internal::on_ready(events[i].data.u64, events[i].events);
+      ++handed;
     }
   }
+  return handed;
+}
+
+int reactor::watch(int fd, std::uint64_t key) noexcept {
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.data.u64 = key;
+  if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0) return 0;
+  // EEXIST: this fd number and open file are still registered from before a
+  // close that bypassed notify_close() (a dup kept the file open); re-key it.
+  if (errno == EEXIST && ::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) == 0) return 0;
+  return errno;
+}
+
+void reactor::unwatch(int fd) noexcept {
+  epoll_event ev{};
+  ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, &ev);  // ENOENT / EBADF: already gone
 }
 
 void reactor::wake() noexcept {

@@ -62,7 +62,9 @@
 #include <stdexcept>
 #include <thread>
 
+#include "green/sched/io.hpp"
 #include "green/sched/reactor.hpp"
+#include "io_internal.hpp"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define GREEN_SANITIZED 1
@@ -283,6 +285,8 @@ struct scheduler::impl {
 struct sched_access {
   static scheduler::impl* im(scheduler* s) { return s->impl_.get(); }
 };
+
+reactor* io_internal::reactor_of(scheduler* s) noexcept { return s ? &sched_access::im(s)->poller : nullptr; }
 
 
 // ---------------------------------------------------------------------------
@@ -1130,6 +1134,7 @@ void scheduler::impl::check_deadlock(worker& w) noexcept {
   for (auto& v : workers)
     if (v->timers.size() != 0 || v->has_work()) return;
   if (gsize.load(std::memory_order_acquire) != 0) return;
+  if (io_waiters() != 0) return;  // a peer may still write to that fd
   if (npidle.load(std::memory_order_seq_cst) != workers.size()) return;
   std::uint64_t mw = m->parker_.word.load(std::memory_order_acquire);
   if (parker::status(mw) != parker::parked) return;
@@ -1285,6 +1290,7 @@ scheduler::~scheduler() {
     m.poller.wake();
   }
   for (auto& w : m.workers) w->thread.join();
+  io_internal::forget(&m.poller);
   stack_allocator::instance().trim();
   if (m.tracer.joinable()) {
     {
