@@ -365,17 +365,12 @@ TEST_P(net_test, accept_loop_survives_emfile) {
     std::vector<tcp_stream> cs;
     for (int i = 0; i < clients; ++i) cs.push_back(tcp_stream::connect(l.address()));  // queued, not accepted
 
-    rlimit saved{};
-    ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
-    int lowest_free = 0;
-    while (::fcntl(lowest_free, F_GETFD) != -1) ++lowest_free;
-    rlimit low = saved;
-    low.rlim_cur = static_cast<rlim_t>(lowest_free);  // no new fd fits below the limit
-    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
-
     std::atomic<int> exhausted{0};
-    std::vector<tcp_stream> accepted;
+    std::atomic<std::size_t> naccepted{0};
+    std::vector<tcp_stream> accepted;  // the loop's; read after join()
+    green::event go;
     auto loop = green::spawn([&] {
+      go.wait();
       for (;;) {
         std::error_code ec;
         tcp_stream s = l.accept(ec);
@@ -386,12 +381,24 @@ TEST_P(net_test, accept_loop_survives_emfile) {
         }
         if (ec) return ec;  // the listener was closed
         accepted.push_back(std::move(s));
+        naccepted.fetch_add(1);
       }
     });
+    // Lower the limit only now: spawning (and UBSan's checks, which need a
+    // pipe) must not run out of fds themselves.
+    rlimit saved{};
+    ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+    int lowest_free = 0;
+    while (::fcntl(lowest_free, F_GETFD) != -1) ++lowest_free;
+    rlimit low = saved;
+    low.rlim_cur = static_cast<rlim_t>(lowest_free);  // no new fd fits below the limit
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+
+    go.set();
     while (exhausted.load() < 3) green::this_fiber::sleep_for(1ms);
-    EXPECT_EQ(accepted.size(), 0u);
+    EXPECT_EQ(naccepted.load(), 0u);
     ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
-    while (accepted.size() < clients) green::this_fiber::sleep_for(1ms);
+    while (naccepted.load() < clients) green::this_fiber::sleep_for(1ms);
     l.close();
     EXPECT_EQ(loop.join(), std::errc::operation_canceled);
     for (auto& s : accepted) s.write_all("x");  // and every accepted connection works

@@ -60,6 +60,19 @@ struct threadpool::impl {
   const std::size_t size;
   const std::chrono::milliseconds idle_timeout;
   wait_group unfinished;  // jobs submitted and not yet run to completion
+  // finishing: pool threads inside unfinished.done(). A joiner woken by
+  // done() may go on to destroy its runtime while done() is still inside
+  // the scheduler's wake() (see thread_state::set_returned), so joiners wait
+  // for this to drop to zero. Incremented before done(), so a woken joiner
+  // sees it (the wait_group's lock orders the two).
+  std::atomic<std::size_t> finishing{0};
+
+  // wait_all() is unfinished.wait_until() plus the finishing drain.
+  bool wait_all(sched::time_point deadline) {
+    if (!unfinished.wait_for(deadline - sched::clock::now())) return false;
+    while (finishing.load(std::memory_order_acquire) != 0) sched::yield();  // acquire: pairs with thread_main
+    return true;
+  }
 
   std::mutex mu;
   std::condition_variable cv;
@@ -79,7 +92,9 @@ struct threadpool::impl {
         lk.unlock();
         job->run();
         job.reset();  // the last reference may be ours: free it before counting it done
+        self->finishing.fetch_add(1, std::memory_order_relaxed);  // relaxed: done()'s lock publishes it
         self->unfinished.done();
+        self->finishing.fetch_sub(1, std::memory_order_release);  // release: pairs with wait_all()
         lk.lock();
         continue;
       }
@@ -104,7 +119,7 @@ threadpool::~threadpool() {
   {
     detail::pause_scope_deadline pause;  // a timeout scope does not cut the destructor's wait short
     try {
-      impl_->unfinished.wait();
+      impl_->wait_all(sched::no_deadline);
     } catch (const fiber_exit&) {
       sched::current_fiber()->kill();  // stop waiting; the next suspension point raises it again
     }
@@ -144,11 +159,9 @@ void threadpool::submit(std::shared_ptr<detail::pool_job> job) {
   if (p.idle > 0) p.cv.notify_one();
 }
 
-void threadpool::join() { impl_->unfinished.wait(); }
+void threadpool::join() { impl_->wait_all(sched::no_deadline); }
 
-bool threadpool::join_until_(sched::time_point deadline) {
-  return impl_->unfinished.wait_for(deadline - sched::clock::now());
-}
+bool threadpool::join_until_(sched::time_point deadline) { return impl_->wait_all(deadline); }
 
 namespace detail {
 std::size_t pool_size_from_env(const char* env) {

@@ -4,6 +4,7 @@
 // gevent.threadpool and asyncio.to_thread are the models.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <exception>
@@ -38,7 +39,20 @@ template <class R>
 struct thread_state : pool_job {
   event done;                // set by run(), after result/error are written
   result_slot<R> result;     // written before done.set(); read after done.wait()
-  std::exception_ptr error;  // ditto
+  std::exception_ptr error;  // ditto; the waiter moves it out (see take_result)
+  // set_returned: the pool thread has left done.set(). A woken fiber may
+  // finish and its runtime be destroyed while set() is still inside the
+  // scheduler's wake() (which touches the runtime after making the fiber
+  // runnable: a TSan-reported use-after-free), so waiters wait for this
+  // flag, a few hundred ns at most, before they go on.
+  std::atomic<bool> set_returned{false};
+
+  // await() waits for done until `deadline`; true once set and returned.
+  bool await(sched::time_point deadline) {
+    if (!done.wait_until(deadline)) return false;
+    while (!set_returned.load(std::memory_order_acquire)) sched::yield();  // acquire: pairs with run()
+    return true;
+  }
 };
 
 template <class R, class Fn, class Tuple>
@@ -55,6 +69,7 @@ class thread_call final : public thread_state<R> {
     }
     call_.reset();  // release captures on the pool thread, before anyone is woken
     this->done.set();
+    this->set_returned.store(true, std::memory_order_release);  // release: pairs with await()
   }
   std::optional<std::pair<Fn, Tuple>> call_;
 };
@@ -69,9 +84,12 @@ auto make_thread_call(F&& fn, Args&&... args) {
 
 // take_result() returns the state's value or rethrows its exception. The
 // call must have finished (done is set).
+// The exception is moved out, so its last reference is dropped on the
+// waiter's thread, never by the pool thread releasing the state (libstdc++'s
+// exception refcount is invisible to TSan, which then reports a race).
 template <class R>
 R take_result(thread_state<R>& s) {
-  if (s.error) std::rethrow_exception(s.error);
+  if (s.error) std::rethrow_exception(std::exchange(s.error, nullptr));
   return s.result.take();
 }
 
@@ -94,21 +112,21 @@ class thread_result {
   // valid() is false for a default-constructed handle and after get().
   bool valid() const noexcept { return s_ != nullptr; }
   // ready() is true once the call has finished. Any thread.
-  bool ready() const noexcept { return s_ && s_->done.is_set(); }
+  bool ready() const noexcept { return s_ && s_->set_returned.load(std::memory_order_acquire); }  // acquire: pairs with run()
 
   // wait() / join() return once the call has finished. Raise fiber_exit if
   // the waiting fiber is killed and timeout_error if a green::timeout scope
   // expires; the call itself runs on. Fiber or thread context.
-  void wait() { state().done.wait(); }
+  void wait() { state().await(sched::no_deadline); }
   void join() { wait(); }
   // wait_for() / wait_until(): false if the time passed first.
   template <class Rep, class Period>
   bool wait_for(std::chrono::duration<Rep, Period> d) {
-    return state().done.wait_for(d);
+    return state().await(detail::deadline_after(d));
   }
   template <class Clock, class Duration>
   bool wait_until(std::chrono::time_point<Clock, Duration> tp) {
-    return state().done.wait_until(tp);
+    return state().await(detail::to_deadline(tp));
   }
 
   // get() waits, then returns the call's result or rethrows its exception.
