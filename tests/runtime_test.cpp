@@ -588,15 +588,21 @@ TEST(stacks, slab_stacks_beyond_the_guard_budget) {
   std::atomic<int> count{0};
   std::atomic<std::size_t> peak_slab{0};
   green::run([&] {
+    // All 200 are alive at once: each waits for `go`, set once all started.
+    std::atomic<int> started{0};
+    green::event go;
     std::vector<green::fiber<void>> fs;
     for (int i = 0; i < 200; ++i)
       fs.push_back(green::spawn([&] {
         std::size_t now = a.slab_live(), seen = peak_slab.load();
         while (now > seen && !peak_slab.compare_exchange_weak(seen, now)) {
         }
-        green::this_fiber::sleep_for(20ms);
+        started.fetch_add(1);
+        go.wait();
         count.fetch_add(1);
       }));
+    while (started.load() < 200) green::this_fiber::yield();
+    go.set();
     for (auto& f : fs) f.join();
   });
   a.set_guarded_limit_for_testing(old);
