@@ -55,6 +55,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <dirent.h>
+#include <fcntl.h>
+#include <time.h>
 #include <mutex>
 #include <ostream>
 #include <random>
@@ -170,7 +172,8 @@ struct alignas(64) worker {
   std::unique_ptr<std::atomic<fiber_base*>[]> ring;
   std::uint32_t cap = 256;
   std::atomic<fiber_base*> runnext{nullptr};
-  std::uint32_t tick = 0;
+  std::uint32_t tick = 61;        // counts picks down to the next global-queue/timer check
+  bool shuffle = false;           // cfg().shuffle, cached off the switch path
   std::uint32_t runnext_streak = 0;
   bool spinning = false;
 
@@ -194,6 +197,7 @@ struct alignas(64) worker {
   std::atomic<std::uint64_t> switches{0};   // relaxed: progress counter for dumps and the monitor
   std::atomic<fiber_base*> running{nullptr};  // relaxed: what the monitor sees running (identity only)
   std::atomic<std::uint32_t> dormant{0};    // spare workers: 1 while retired (futex word)
+  clockid_t cpu_clock{};                    // the thread's CPU-time clock (the monitor reads it)
   // count_switch(): owner only, so a plain load+store (no locked RMW on the switch path).
   void count_switch() noexcept { switches.store(switches.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
 
@@ -583,7 +587,7 @@ void worker::push(fiber_base* f, bool lifo) noexcept {
   f->state_.store(fiber_state::runnable, std::memory_order_relaxed);
   // Shuffle may demote a LIFO push to the tail, never promote a tail push:
   // FIFO order among tail pushes (yields, expired timers) is a guarantee.
-  if (lifo && s->cfg().shuffle && (xorshift(rng) & 1)) lifo = false;
+  if (lifo && shuffle && (xorshift(rng) & 1)) lifo = false;
   if (lifo) {
     // acq_rel: release publishes f to a thief that takes runnext; acquire
     // gets the old occupant that we move to the ring.
@@ -632,13 +636,15 @@ GREEN_NOINLINE_COLD bool worker::push_overflow(fiber_base* f, std::uint32_t h, s
 }
 
 fiber_base* worker::pick_local() noexcept {
-  ++tick;
-  if (tick % 61 == 0 && im->gsize.load(std::memory_order_relaxed) != 0) {
-    if (fiber_base* f = im->take_global(*this)) return f;
+  if (--tick == 0) {
+    tick = 61;
+    if (timers.size() != 0) timers.fire_expired(clock::now());
+    if (im->gsize.load(std::memory_order_relaxed) != 0) {
+      if (fiber_base* f = im->take_global(*this)) return f;
+    }
   }
-  if (tick % 61 == 0 && timers.size() != 0) timers.fire_expired(clock::now());
   fiber_base* f = runnext.load(std::memory_order_relaxed);
-  bool skip = runnext_streak >= 16 || (s->cfg().shuffle && (xorshift(rng) & 3) == 0);
+  bool skip = runnext_streak >= 16 || (shuffle && (xorshift(rng) & 3) == 0);
   if (f != nullptr && !skip) {
     if (runnext.compare_exchange_strong(f, nullptr, std::memory_order_acquire)) {
       ++runnext_streak;
@@ -790,17 +796,23 @@ void scheduler::impl::sleep(worker& w, time_point deadline) noexcept {
 }
 
 void scheduler::impl::leave_idle(worker& w) noexcept {
-  std::lock_guard lk(idle_mu);
-  if (w.idle_listed) {
-    idle.erase(std::find(idle.begin(), idle.end(), &w));
-    w.idle_listed = false;
-    npidle.fetch_sub(1, std::memory_order_seq_cst);
-  } else if (w.wake_spinning) {
-    // A waker took us off the list and counted us as spinning.
-    w.wake_spinning = false;
-    w.spinning = true;
+  {
+    std::lock_guard lk(idle_mu);
+    if (w.idle_listed) {
+      idle.erase(std::find(idle.begin(), idle.end(), &w));
+      w.idle_listed = false;
+      npidle.fetch_sub(1, std::memory_order_seq_cst);
+    } else if (w.wake_spinning) {
+      // A waker took us off the list and counted us as spinning.
+      w.wake_spinning = false;
+      w.spinning = true;
+    }
+    w.token.store(0, std::memory_order_relaxed);
   }
-  w.token.store(0, std::memory_order_relaxed);
+  // seq_cst: after our npidle-- (above, or the waker's), against the
+  // monitor's store of 1 then its npidle check (Dekker): either it sees us
+  // busy, or we see it asleep and wake it.
+  if (mon_word.load(std::memory_order_seq_cst) == 1) wake_monitor();
 }
 
 fiber_base* scheduler::impl::found(worker& w, fiber_base* f) noexcept {
@@ -875,9 +887,6 @@ fiber_base* scheduler::impl::find_runnable(worker& w) noexcept {
     if (npidle.load(std::memory_order_seq_cst) == nactive.load(std::memory_order_seq_cst)) check_deadlock(w);
     if (!stop.load(std::memory_order_acquire)) sleep(w, w.timers.earliest());
     leave_idle(w);
-    // seq_cst: after our npidle-- (leave_idle or the waker's), against the
-    // monitor's store of 1 then its npidle check (Dekker).
-    if (mon_word.load(std::memory_order_seq_cst) == 1) wake_monitor();
   }
 }
 
@@ -1276,6 +1285,31 @@ void scheduler::impl::retire(worker& w) noexcept {
     futex_wait(&w.dormant, 1, no_deadline);
 }
 
+namespace {
+clock::duration thread_cpu(const worker& v) noexcept {
+  timespec ts{};
+  if (clock_gettime(v.cpu_clock, &ts) != 0) return {};
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+
+// thread_blocked() is true when the worker's thread sleeps in the kernel
+// (state S or D in /proc: a blocking call).
+bool thread_blocked(const worker& v) noexcept {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/task/%d/stat", static_cast<int>(v.tid.load(std::memory_order_relaxed)));
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[256];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return false;
+  buf[n] = 0;
+  const char* paren = std::strrchr(buf, ')');  // the name may hold spaces and parens
+  if (paren == nullptr || paren[1] == 0 || paren[2] == 0) return false;
+  return paren[2] == 'S' || paren[2] == 'D';
+}
+}  // namespace
+
 void scheduler::impl::monitor_main() noexcept {
   monitor_tid.store(static_cast<pid_t>(::syscall(SYS_gettid)), std::memory_order_release);
   char name[16];
@@ -1285,6 +1319,7 @@ void scheduler::impl::monitor_main() noexcept {
   struct seen {
     std::uint64_t switches = 0;
     time_point since{};
+    clock::duration cpu{};  // the thread's CPU time at `since`
     bool reported = false;
   };
   std::vector<seen> last(workers.size());
@@ -1303,10 +1338,15 @@ void scheduler::impl::monitor_main() noexcept {
       std::uint64_t sw = v.switches.load(std::memory_order_relaxed);
       seen& e = last[i];
       if (f == nullptr || sw != e.switches) {
-        e = seen{sw, now, false};
+        e = seen{sw, now, thread_cpu(v), false};
         continue;
       }
       if (now - e.since < limit) continue;
+      // No switch for `limit`. Stuck if the thread computed most of that
+      // time or sleeps in the kernel; a runnable thread the OS simply did
+      // not run (a loaded machine) is not stuck, and a spare would only add
+      // to the load.
+      if (!e.reported && thread_cpu(v) - e.cpu < limit / 2 && !thread_blocked(v)) continue;
       ++stuck;
       if (v.has_work()) stuck_work = true;
       if (!e.reported) {
@@ -1356,6 +1396,7 @@ void scheduler::impl::monitor_main() noexcept {
 
 void scheduler::impl::worker_main(worker& w) noexcept {
   tls.w = &w;
+  pthread_getcpuclockid(pthread_self(), &w.cpu_clock);
   w.tid.store(static_cast<pid_t>(::syscall(SYS_gettid)), std::memory_order_release);
   char name[16];
   std::snprintf(name, sizeof name, "%.9s-w%u", self->cfg_.name.c_str(), w.index);
@@ -1429,6 +1470,7 @@ scheduler::scheduler(config cfg) : cfg_(std::move(cfg)), impl_(std::make_unique<
     w->im = &m;
     w->index = i;
     w->cap = cfg_.run_queue_capacity;
+    w->shuffle = cfg_.shuffle;
     w->ring.reset(new std::atomic<fiber_base*>[w->cap]);
     for (std::uint32_t k = 0; k < w->cap; ++k) w->ring[k].store(nullptr, std::memory_order_relaxed);
     w->rng = (cfg_.shuffle ? cfg_.shuffle_seed : 0x9E3779B97F4A7C15ull) + 0x632BE59BD9B4E019ull * (i + 1);
