@@ -446,8 +446,10 @@ TEST_P(runtime_test, deadlock_is_reported_in_main_with_every_fiber) {
   EXPECT_EQ(rt.scheduler().get_stats().deadlocks, 1u);
 }
 
-TEST_P(runtime_test, many_parked_fibers_all_finish) {
-  const int n = green::testing::scaled(100000);
+namespace {
+// park_many() spawns n fibers that each sleep `nap` then count, joins them,
+// and returns the count.
+int park_many(int n, std::chrono::milliseconds nap, green::runtime_config c) {
   std::atomic<int> count{0};
   green::run(
       [&] {
@@ -455,38 +457,29 @@ TEST_P(runtime_test, many_parked_fibers_all_finish) {
         fs.reserve(n);
         for (int i = 0; i < n; ++i) {
           fs.push_back(green::spawn([&] {
-            green::this_fiber::sleep_for(50ms);
-            count.fetch_add(1, std::memory_order_relaxed);
-          }));
-        }
-        for (auto& f : fs) f.join();
-      },
-      cfg());
-  EXPECT_EQ(count.load(), n);
-}
-
-TEST_P(runtime_test, one_million_parked_fibers) {
-  if (!green::testing::optimized || green::testing::sanitized) GTEST_SKIP() << "Release build only";
-  if (GetParam() != 2) GTEST_SKIP() << "once is enough";
-  constexpr int n = 1000000;
-  std::atomic<int> count{0};
-  auto c = cfg();
-  c.stack_size = 16 * 1024;
-  c.run_queue_capacity = 256;
-  green::run(
-      [&] {
-        std::vector<green::fiber<void>> fs;
-        fs.reserve(n);
-        for (int i = 0; i < n; ++i) {
-          fs.push_back(green::spawn([&] {
-            green::this_fiber::sleep_for(200ms);
+            green::this_fiber::sleep_for(nap);
             count.fetch_add(1, std::memory_order_relaxed);
           }));
         }
         for (auto& f : fs) f.join();
       },
       c);
-  EXPECT_EQ(count.load(), n);
+  return count.load();
+}
+}  // namespace
+
+TEST_P(runtime_test, many_parked_fibers_all_finish) {
+  const int n = green::testing::scaled(100000);
+  EXPECT_EQ(park_many(n, 50ms, cfg()), n);
+}
+
+TEST_P(runtime_test, one_million_parked_fibers) {
+  if (!green::testing::optimized || green::testing::sanitized) GTEST_SKIP() << "Release build only";
+  if (GetParam() != 2) GTEST_SKIP() << "once is enough";
+  auto c = cfg();
+  c.stack_size = 16 * 1024;
+  c.run_queue_capacity = 256;
+  EXPECT_EQ(park_many(1000000, 200ms, c), 1000000);
 }
 
 TEST_P(runtime_test, detached_fiber_exception_goes_to_the_handler) {
