@@ -1168,6 +1168,9 @@ std::string scheduler::impl::build_report() {
 }
 
 void scheduler::impl::check_deadlock(worker& w) noexcept {
+  // Cheap exits first: this runs each time the last worker goes idle.
+  if (io_waiters() != 0) return;  // a peer may still write to that fd
+  if (w.timers.size() != 0) return;
   std::lock_guard main_lk(main_mu);
   fiber_base* m = main.load(std::memory_order_acquire);
   if (m == nullptr || self->cfg_.on_deadlock == deadlock_policy::ignore) return;
@@ -1175,7 +1178,6 @@ void scheduler::impl::check_deadlock(worker& w) noexcept {
   for (auto& v : workers)
     if (v->timers.size() != 0 || v->has_work()) return;
   if (gsize.load(std::memory_order_acquire) != 0) return;
-  if (io_waiters() != 0) return;  // a peer may still write to that fd
   if (npidle.load(std::memory_order_seq_cst) != nactive.load(std::memory_order_seq_cst)) return;
   std::uint64_t mw = m->parker_.word.load(std::memory_order_acquire);
   if (parker::status(mw) != parker::parked) return;
