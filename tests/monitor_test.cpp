@@ -92,7 +92,8 @@ TEST_P(monitor_test, a_long_computation_does_not_starve_the_fiber_it_waits_for) 
     setter.join();
     for (auto& s : spinners) EXPECT_TRUE(s.join());
   });
-  (void)::testing::internal::GetCapturedStderr();
+  std::string err = ::testing::internal::GetCapturedStderr();
+  if (HasFailure()) std::cout << err;
 }
 
 TEST_P(monitor_test, io_is_polled_while_every_worker_is_busy) {

@@ -197,7 +197,7 @@ struct alignas(64) worker {
   std::atomic<std::uint64_t> switches{0};   // relaxed: progress counter for dumps and the monitor
   std::atomic<fiber_base*> running{nullptr};  // relaxed: what the monitor sees running (identity only)
   std::atomic<std::uint32_t> dormant{0};    // spare workers: 1 while retired (futex word)
-  clockid_t cpu_clock{};                    // the thread's CPU-time clock (the monitor reads it)
+  clockid_t cpu_clock{};                    // the thread's CPU-time clock; set by its creator, read by the monitor
   // count_switch(): owner only, so a plain load+store (no locked RMW on the switch path).
   void count_switch() noexcept { switches.store(switches.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
 
@@ -302,6 +302,7 @@ struct scheduler::impl {
   void monitor_main() noexcept;
   void wake_monitor() noexcept;
   void activate_spare() noexcept;
+  void hand_off(worker& v) noexcept;
   void retire(worker& w) noexcept;
   std::string describe(fiber_base* f);
 };
@@ -1212,9 +1213,10 @@ std::string scheduler::deadlock_report() const {
 // started worker's `running` fiber and switch count: a worker whose count
 // has not moved for `limit` while it runs a fiber is stuck (a blocking call
 // the patch layer does not cover, a long computation). The fiber is reported
-// once; while any worker is stuck, its queued fibers are handed on: an idle
-// worker is woken to steal them, or, if none is idle, a spare worker is
-// started (or woken from retirement). Spares retire when nothing is stuck
+// once; its queued fibers move to the global queue (hand_off()), where idle
+// workers (woken for it) and busy ones (every 61 picks, and at each yield
+// that finds nothing local) take them; if every worker is stuck, a spare
+// worker is started (or woken from retirement). Spares retire when nothing is stuck
 // and they hold no timers. The monitor also polls the reactor when fibers
 // wait on fds and no worker has polled for `limit` (every worker busy).
 // When every worker is idle it sleeps until a worker wakes up, so an idle
@@ -1247,6 +1249,29 @@ std::string scheduler::impl::describe(fiber_base* f) {
   return {};
 }
 
+// hand_off() moves the queued fibers of a stuck worker to the global queue,
+// where every other worker looks (idle ones when woken, busy ones every 61
+// picks and whenever a yield finds nothing local). Claims slots with the same
+// CAS on head as a thief. Monitor only.
+void scheduler::impl::hand_off(worker& v) noexcept {
+  fiber_base* batch[256];  // the monitor's own stack; one claim per 256 fibers
+  for (;;) {
+    std::uint32_t h = v.head.load(std::memory_order_acquire);
+    std::uint32_t t = v.tail.load(std::memory_order_acquire);  // acquire: pairs with the owner's release of tail
+    std::uint32_t n = t - h;
+    if (n == 0) break;
+    if (n > v.cap) continue;  // inconsistent snapshot
+    n = std::min<std::uint32_t>(n, 256);
+    for (std::uint32_t i = 0; i < n; ++i) batch[i] = v.ring[(h + i) & (v.cap - 1)].load(std::memory_order_relaxed);
+    if (!v.head.compare_exchange_weak(h, h + n, std::memory_order_acq_rel)) continue;
+    for (std::uint32_t i = 0; i + 1 < n; ++i) batch[i]->next_ = batch[i + 1];
+    push_global(batch[0], batch[n - 1], n);
+  }
+  fiber_base* f = v.runnext.load(std::memory_order_acquire);
+  if (f && v.runnext.compare_exchange_strong(f, nullptr, std::memory_order_acq_rel)) push_global(f, f, 1);
+  wakep();
+}
+
 // activate_spare() wakes a retired spare, or starts a new one. Monitor only.
 void scheduler::impl::activate_spare() noexcept {
   unsigned started = nslots.load(std::memory_order_relaxed);  // only the monitor writes it
@@ -1266,6 +1291,7 @@ void scheduler::impl::activate_spare() noexcept {
   nslots.store(started + 1, std::memory_order_release);  // release: its slot is ready for thieves
   try {
     wp->thread = std::thread([this, wp] { worker_main(*wp); });
+    pthread_getcpuclockid(wp->thread.native_handle(), &wp->cpu_clock);
     spares_started.fetch_add(1, std::memory_order_relaxed);
   } catch (...) {
     nactive.fetch_sub(1, std::memory_order_seq_cst);  // no thread: its slot stays empty
@@ -1350,7 +1376,10 @@ void scheduler::impl::monitor_main() noexcept {
       // to the load.
       if (!e.reported && thread_cpu(v) - e.cpu < limit / 2 && !thread_blocked(v)) continue;
       ++stuck;
-      if (v.has_work()) stuck_work = true;
+      if (v.has_work()) {
+        hand_off(v);
+        stuck_work = true;
+      }
       if (!e.reported) {
         e.reported = true;
         std::string who = describe(f);
@@ -1366,11 +1395,12 @@ void scheduler::impl::monitor_main() noexcept {
       }
     }
     nstuck.store(stuck, std::memory_order_relaxed);
-    if (stuck != 0 && (stuck_work || gsize.load(std::memory_order_relaxed) != 0)) {
-      if (npidle.load(std::memory_order_seq_cst) != 0) wakep();
-      else if (stuck >= nactive.load(std::memory_order_seq_cst) - npidle.load(std::memory_order_seq_cst))
-        activate_spare();  // every busy worker is stuck: nobody else will take the work
-    }
+    // The stuck workers' queues are in the global queue now. Idle workers
+    // were woken for it, busy ones look there; if every worker is stuck,
+    // nobody will: start a spare.
+    if (stuck != 0 && (stuck_work || gsize.load(std::memory_order_relaxed) != 0) &&
+        npidle.load(std::memory_order_seq_cst) == 0 && stuck >= nactive.load(std::memory_order_seq_cst))
+      activate_spare();
     // Fibers wait on fds but every worker is busy, so nobody polls: poll here.
     if (io_waiters() != 0 && now - poller.last_poll() >= limit) {
       bool expect = false;
@@ -1398,7 +1428,6 @@ void scheduler::impl::monitor_main() noexcept {
 
 void scheduler::impl::worker_main(worker& w) noexcept {
   tls.w = &w;
-  pthread_getcpuclockid(pthread_self(), &w.cpu_clock);
   w.tid.store(static_cast<pid_t>(::syscall(SYS_gettid)), std::memory_order_release);
   char name[16];
   std::snprintf(name, sizeof name, "%.9s-w%u", self->cfg_.name.c_str(), w.index);
@@ -1483,6 +1512,7 @@ scheduler::scheduler(config cfg) : cfg_(std::move(cfg)), impl_(std::make_unique<
   for (unsigned i = 0; i < nworkers_; ++i) {
     worker* wp = m.workers[i].get();
     wp->thread = std::thread([&m, wp] { m.worker_main(*wp); });
+    pthread_getcpuclockid(wp->thread.native_handle(), &wp->cpu_clock);
   }
   // Wait until every worker has published its tid (deadlock detection uses them).
   for (unsigned i = 0; i < nworkers_; ++i)
