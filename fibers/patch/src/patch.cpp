@@ -49,6 +49,7 @@
 // every fd that arrives another way (fork, fclose's internal close, raw
 // syscalls) makes it lie.
 #include <fcntl.h>
+#include <netdb.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
@@ -101,6 +102,19 @@ GREEN_DEFINE_REAL(ioctl);
 GREEN_DEFINE_REAL(close);
 GREEN_DEFINE_REAL(dup2);
 GREEN_DEFINE_REAL(dup3);
+
+int get_errno() noexcept {
+  asm volatile("" ::: "memory");
+  return errno;
+}
+void set_errno(int e) noexcept {
+  asm volatile("" ::: "memory");
+  errno = e;
+}
+void set_h_errno(int e) noexcept {
+  asm volatile("" ::: "memory");
+  h_errno = e;
+}
 
 std::atomic<bool> enabled_flag{true};
 std::atomic<std::uint64_t> n_parks{0}, n_sleeps{0}, n_offloads{0};
@@ -179,7 +193,7 @@ class fd_table {
 };
 fd_table fds;
 
-// user_flags() is fd's F_GETFL as the program set it, or -1 (errno set).
+// user_flags() is fd's F_GETFL as the program set it, or -1 (get_errno() set).
 int user_flags(int fd) noexcept {
   if (fd_slot* s = fds.peek(fd)) {
     s->lock();
@@ -217,7 +231,7 @@ class nonblock_scope {
   }
   ~nonblock_scope() {
     if (user_nonblock) return;
-    int e = errno;
+    int e = get_errno();
     if (slot_) {
       slot_->lock();
       if (--slot_->users == 0) GREEN_REAL(fcntl)(fd_, F_SETFL, slot_->saved);
@@ -225,7 +239,7 @@ class nonblock_scope {
     } else {
       GREEN_REAL(fcntl)(fd_, F_SETFL, saved_);
     }
-    errno = e;
+    set_errno(e);
   }
   nonblock_scope(const nonblock_scope&) = delete;
   nonblock_scope& operator=(const nonblock_scope&) = delete;
@@ -240,7 +254,7 @@ class nonblock_scope {
 // ---------------------------------------------------------------------------
 // Waiting.
 
-// park_error() maps why a wait ended to the errno the call reports, or 0
+// park_error() maps why a wait ended to the get_errno() the call reports, or 0
 // when the caller should retry.
 int park_error(wake_reason r, int on_timeout) noexcept {
   switch (r) {
@@ -252,7 +266,7 @@ int park_error(wake_reason r, int on_timeout) noexcept {
   }
 }
 
-// wait_ready() parks until fd is ready for dir; 0 to retry, or an errno.
+// wait_ready() parks until fd is ready for dir; 0 to retry, or an get_errno().
 // Fiber context only.
 int wait_ready(int fd, io_dir dir, time_point deadline, int on_timeout = EAGAIN) noexcept {
   n_parks.fetch_add(1, std::memory_order_relaxed);
@@ -269,9 +283,9 @@ time_point after(const timeval& tv) noexcept {
 time_point sock_deadline(int fd, int opt) noexcept {
   timeval tv{};
   socklen_t len = sizeof tv;
-  int e = errno;
+  int e = get_errno();
   if (::getsockopt(fd, SOL_SOCKET, opt, &tv, &len) != 0) {
-    errno = e;
+    set_errno(e);
     return no_deadline;
   }
   return after(tv);
@@ -280,23 +294,23 @@ time_point sock_deadline(int fd, int opt) noexcept {
 io_dir dir_of(int opt) noexcept { return opt == SO_RCVTIMEO ? io_dir::read : io_dir::write; }
 
 // sock_op() runs op(MSG_DONTWAIT) until it does not report EAGAIN on a
-// blocking socket. op returns ssize_t with errno set on failure.
+// blocking socket. op returns ssize_t with get_errno() set on failure.
 template <class Op>
 ssize_t sock_op(int fd, int timeo_opt, Op&& op) {
   ssize_t r = op(MSG_DONTWAIT);
-  if (r >= 0 || errno != EAGAIN) return r;
+  if (r >= 0 || get_errno() != EAGAIN) return r;
   if (user_nonblocking(fd)) {
-    errno = EAGAIN;
+    set_errno(EAGAIN);
     return -1;
   }
   time_point deadline = sock_deadline(fd, timeo_opt);
   for (;;) {
     if (int e = wait_ready(fd, dir_of(timeo_opt), deadline)) {
-      errno = e;
+      set_errno(e);
       return -1;
     }
     r = op(MSG_DONTWAIT);
-    if (r >= 0 || errno != EAGAIN) return r;
+    if (r >= 0 || get_errno() != EAGAIN) return r;
   }
 }
 
@@ -332,7 +346,7 @@ std::size_t iov_total(const iovec* iov, int n) {
 ssize_t send_rest(int fd, iov_cursor& cur, ssize_t sent, int flags, const sockaddr* to, socklen_t tolen) {
   if (user_nonblocking(fd)) return sent;
   time_point deadline = sock_deadline(fd, SO_SNDTIMEO);
-  int e0 = errno;
+  int e0 = get_errno();
   while (!cur.done()) {
     msghdr m{};
     m.msg_name = const_cast<sockaddr*>(to);
@@ -345,9 +359,9 @@ ssize_t send_rest(int fd, iov_cursor& cur, ssize_t sent, int flags, const sockad
       cur.advance(static_cast<std::size_t>(r));
       continue;
     }
-    if (errno != EAGAIN || wait_ready(fd, io_dir::write, deadline) != 0) break;
+    if (get_errno() != EAGAIN || wait_ready(fd, io_dir::write, deadline) != 0) break;
   }
-  errno = e0;
+  set_errno(e0);
   return sent;
 }
 
@@ -357,7 +371,7 @@ template <class Op>
 ssize_t file_op(int fd, io_dir dir, Op&& op) {
   const short ev = dir == io_dir::read ? POLLIN : POLLOUT;
   bool checked = false;
-  int e = errno;
+  int e = get_errno();
   for (;;) {
     pollfd p{fd, ev, 0};
     if (GREEN_REAL(poll)(&p, 1, 0) != 0) break;  // ready, hung up, error or bad fd: the call says which
@@ -366,19 +380,19 @@ ssize_t file_op(int fd, io_dir dir, Op&& op) {
       if (user_nonblocking(fd)) break;
     }
     if (int err = wait_ready(fd, dir, no_deadline)) {
-      errno = err;
+      set_errno(err);
       return -1;
     }
   }
-  errno = e;
+  set_errno(e);
   return op();
 }
 
 bool is_fifo(int fd) noexcept {
   struct stat st;
-  int e = errno;
+  int e = get_errno();
   bool r = ::fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
-  errno = e;
+  set_errno(e);
   return r;
 }
 
@@ -434,7 +448,7 @@ bool sleep_until(time_point tp) noexcept {
 }
 
 // wait_any() parks until one of fds may be ready or the deadline passes.
-// Returns 0 (probe again), -1 on timeout, or an errno. Fiber context only.
+// Returns 0 (probe again), -1 on timeout, or an get_errno(). Fiber context only.
 int wait_any(const pollfd* p, nfds_t n, time_point deadline) noexcept {
   const pollfd* only = nullptr;
   nfds_t valid = 0;
@@ -459,13 +473,13 @@ int wait_any(const pollfd* p, nfds_t n, time_point deadline) noexcept {
   // Several fds (or both directions): a temporary epoll set, readable when
   // any member is ready, waited on like any fd.
   int ep = ::epoll_create1(EPOLL_CLOEXEC);
-  if (ep < 0) return errno;
+  if (ep < 0) return get_errno();
   for (nfds_t i = 0; i < n; ++i) {
     if (p[i].fd < 0) continue;
     epoll_event ev{};
     ev.events = static_cast<std::uint16_t>(to_epoll(p[i].events));
     ev.data.fd = p[i].fd;
-    if (::epoll_ctl(ep, EPOLL_CTL_ADD, p[i].fd, &ev) != 0 && errno == EEXIST) {
+    if (::epoll_ctl(ep, EPOLL_CTL_ADD, p[i].fd, &ev) != 0 && get_errno() == EEXIST) {
       // the same fd twice: wait for the union of its events
       for (nfds_t j = 0; j < i; ++j)
         if (p[j].fd == p[i].fd) ev.events |= static_cast<std::uint16_t>(to_epoll(p[j].events));
@@ -483,18 +497,18 @@ int wait_any(const pollfd* p, nfds_t n, time_point deadline) noexcept {
 // fiber_poll() is poll() on a fiber with an absolute deadline.
 int fiber_poll(pollfd* fds_, nfds_t n, time_point deadline, const sigset_t* mask) {
   const timespec zero{0, 0};
-  int e0 = errno;
+  int e0 = get_errno();
   for (;;) {
     int r = mask ? GREEN_REAL(ppoll)(fds_, n, &zero, mask) : GREEN_REAL(poll)(fds_, n, 0);
     if (r != 0) return r;
     if (clock::now() >= deadline) return 0;
     int e = wait_any(fds_, n, deadline);
     if (e == -1) {  // the deadline passed
-      errno = e0;
+      set_errno(e0);
       return 0;
     }
     if (e) {
-      errno = e;
+      set_errno(e);
       return -1;
     }
   }
@@ -528,7 +542,7 @@ int fiber_select(int nfds, fd_set* r, fd_set* w, fd_set* x, time_point deadline,
   if (r) r0 = *r;
   if (w) w0 = *w;
   if (x) x0 = *x;
-  int e0 = errno;
+  int e0 = get_errno();
   for (;;) {
     if (r) *r = r0;
     if (w) *w = w0;
@@ -543,11 +557,11 @@ int fiber_select(int nfds, fd_set* r, fd_set* w, fd_set* x, time_point deadline,
       if (r) FD_ZERO(r);
       if (w) FD_ZERO(w);
       if (x) FD_ZERO(x);
-      errno = e0;
+      set_errno(e0);
       return 0;
     }
     if (e) {
-      errno = e;
+      set_errno(e);
       return -1;
     }
   }
@@ -555,17 +569,17 @@ int fiber_select(int nfds, fd_set* r, fd_set* w, fd_set* x, time_point deadline,
 
 int fiber_epoll_wait(int ep, epoll_event* ev, int max, int timeout, const sigset_t* mask) {
   time_point deadline = deadline_ms(timeout);
-  int e0 = errno;
+  int e0 = get_errno();
   for (;;) {
     int r = mask ? GREEN_REAL(epoll_pwait)(ep, ev, max, 0, mask) : GREEN_REAL(epoll_wait)(ep, ev, max, 0);
     if (r != 0) return r;
     if (clock::now() >= deadline) return 0;
     if (int e = wait_ready(ep, io_dir::read, deadline, -1)) {
       if (e == -1) {
-        errno = e0;
+        set_errno(e0);
         return 0;
       }
-      errno = e;
+      set_errno(e);
       return -1;
     }
   }
@@ -650,7 +664,7 @@ ssize_t read(int fd, void* buf, size_t n) {
   GREEN_PASS(read, fd, buf, n);
   if (n == 0) return GREEN_REAL(read)(fd, buf, n);
   ssize_t r = sock_op(fd, SO_RCVTIMEO, [&](int f) { return GREEN_REAL(recv)(fd, buf, n, f); });
-  if (r >= 0 || errno != ENOTSOCK) return r;
+  if (r >= 0 || get_errno() != ENOTSOCK) return r;
   return file_op(fd, io_dir::read, [&] { return GREEN_REAL(read)(fd, buf, n); });
 }
 
@@ -663,7 +677,7 @@ ssize_t readv(int fd, const iovec* iov, int cnt) {
     m.msg_iovlen = static_cast<std::size_t>(cnt);
     return GREEN_REAL(recvmsg)(fd, &m, f);
   });
-  if (r >= 0 || errno != ENOTSOCK) return r;
+  if (r >= 0 || get_errno() != ENOTSOCK) return r;
   return file_op(fd, io_dir::read, [&] { return GREEN_REAL(readv)(fd, iov, cnt); });
 }
 
@@ -677,7 +691,7 @@ ssize_t write(int fd, const void* buf, size_t n) {
     cur.advance(static_cast<size_t>(r));
     return send_rest(fd, cur, r, 0, nullptr, 0);
   }
-  if (r >= 0 || errno != ENOTSOCK) return r;
+  if (r >= 0 || get_errno() != ENOTSOCK) return r;
   iovec v{const_cast<void*>(buf), n};
   return file_write(fd, &v, 1);
 }
@@ -697,7 +711,7 @@ ssize_t writev(int fd, const iovec* iov, int cnt) {
     cur.advance(static_cast<size_t>(r));
     return send_rest(fd, cur, r, 0, nullptr, 0);
   }
-  if (r >= 0 || errno != ENOTSOCK) return r;
+  if (r >= 0 || get_errno() != ENOTSOCK) return r;
   return file_write(fd, iov, cnt);
 }
 
@@ -788,25 +802,25 @@ int connect(int fd, const sockaddr* addr, socklen_t len) {
     nonblock_scope nb(fd);
     r = GREEN_REAL(connect)(fd, addr, len);
     if (nb.user_nonblock) return r;
-    err = errno;
+    err = get_errno();
   }
   if (r == 0) return 0;
   if (err != EINPROGRESS && err != EAGAIN) {  // EAGAIN: a full AF_UNIX backlog
-    errno = err;
+    set_errno(err);
     return -1;
   }
   green::sched::time_point deadline = sock_deadline(fd, SO_SNDTIMEO);
   for (;;) {
     // a connect that outlives SO_SNDTIMEO fails with EINPROGRESS, as Linux's
     if (int e = wait_ready(fd, io_dir::write, deadline, EINPROGRESS)) {
-      errno = e;
+      set_errno(e);
       return -1;
     }
     if (err == EAGAIN) {  // AF_UNIX: try again now that there is room
       nonblock_scope nb(fd);
       r = GREEN_REAL(connect)(fd, addr, len);
       if (r == 0) return 0;
-      if (errno != EAGAIN) return -1;
+      if (get_errno() != EAGAIN) return -1;
       continue;
     }
     pollfd p{fd, POLLOUT, 0};
@@ -815,7 +829,7 @@ int connect(int fd, const sockaddr* addr, socklen_t len) {
     socklen_t sl = sizeof soerr;
     if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0) return -1;
     if (soerr == 0) return 0;
-    errno = soerr;
+    set_errno(soerr);
     return -1;
   }
 }
@@ -830,11 +844,11 @@ int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
       nonblock_scope nb(fd);
       r = GREEN_REAL(accept4)(fd, addr, len, flags);
       if (nb.user_nonblock) return r;
-      err = errno;
+      err = get_errno();
     }
     if (r >= 0) return r;
     if (err != EAGAIN) {
-      errno = err;
+      set_errno(err);
       return -1;
     }
     if (!have_deadline) {
@@ -842,7 +856,7 @@ int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
       have_deadline = true;
     }
     if (int e = wait_ready(fd, io_dir::read, deadline)) {
-      errno = e;
+      set_errno(e);
       return -1;
     }
   }

@@ -65,6 +65,13 @@ inline bool on_fiber() noexcept {
          sched::current_fiber() != nullptr;
 }
 
+// errno after a park: the fiber may resume on another worker, and
+// __errno_location() is declared const, so the compiler may reuse the old
+// thread's address across the switch. These fetch it fresh every time.
+__attribute__((noinline, noipa)) int get_errno() noexcept;
+__attribute__((noinline, noipa)) void set_errno(int e) noexcept;
+__attribute__((noinline, noipa)) void set_h_errno(int e) noexcept;
+
 // Counters (relaxed: statistics only).
 extern std::atomic<std::uint64_t> n_parks, n_sleeps, n_offloads;
 

@@ -207,17 +207,17 @@ int getaddrinfo(const char* node, const char* service, const addrinfo* hints, ad
     out->rc = GREEN_REAL(getaddrinfo)(out->has_node ? out->node.c_str() : nullptr,
                                       out->has_service ? out->service.c_str() : nullptr,
                                       out->has_hints ? &out->hints : nullptr, &out->res);
-    out->err = errno;
+    out->err = get_errno();
   };
   j->discard = [out] {
     if (out->rc == 0 && out->res) freeaddrinfo(out->res);
   };
   if (!offload(j, "patch:getaddrinfo")) {
-    errno = ECANCELED;
+    set_errno(ECANCELED);
     return EAI_SYSTEM;
   }
   if (out->rc == 0) *res = out->res;
-  if (out->rc == EAI_SYSTEM) errno = out->err;
+  if (out->rc == EAI_SYSTEM) set_errno(out->err);
   return out->rc;
 }
 
@@ -239,17 +239,17 @@ int getnameinfo(const sockaddr* sa, socklen_t salen, char* host, socklen_t hostl
     out->rc = GREEN_REAL(getnameinfo)(reinterpret_cast<const sockaddr*>(&out->sa), salen,
                                       h ? out->host.data() : nullptr, static_cast<socklen_t>(out->host.size()),
                                       s ? out->serv.data() : nullptr, static_cast<socklen_t>(out->serv.size()), flags);
-    out->err = errno;
+    out->err = get_errno();
   };
   if (!offload(j, "patch:getnameinfo")) {
-    errno = ECANCELED;
+    set_errno(ECANCELED);
     return EAI_SYSTEM;
   }
   if (out->rc == 0) {
     if (h && hostlen) std::memcpy(host, out->host.data(), hostlen);
     if (s && servlen) std::memcpy(serv, out->serv.data(), servlen);
   }
-  if (out->rc == EAI_SYSTEM) errno = out->err;
+  if (out->rc == EAI_SYSTEM) set_errno(out->err);
   return out->rc;
 }
 
@@ -268,10 +268,10 @@ static hostent* hostent_static(std::function<hostent*()> call, const char* what)
     out->herr = h_errno;
   };
   if (!offload(j, what)) {
-    h_errno = TRY_AGAIN;
+    set_h_errno(TRY_AGAIN);
     return nullptr;
   }
-  h_errno = out->herr;
+  set_h_errno(out->herr);
   return out->res;
 }
 
