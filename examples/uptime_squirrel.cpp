@@ -7,6 +7,8 @@
 //
 //   uptime_squirrel                 all runs
 //   uptime_squirrel fibers 1000     one run beside the server (threads | fibers)
+//   uptime_squirrel --json [--quick]  also print one JSON line per number
+//                                   (bench/compare); --quick: P = 100, 1000 only
 #include <curl/curl.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
@@ -248,6 +250,12 @@ result spawn_run(const char* self, const std::string& mode, int p, int port, int
 
 int main(int argc, char** argv) {
   if (argc == 5) return run_mode(argv[1], std::atoi(argv[2]), std::atoi(argv[3]), std::atoi(argv[4]));
+  bool json = false, quick = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--json") == 0) json = true;
+    else if (std::strcmp(argv[i], "--quick") == 0) quick = true;
+  }
+  if (json || quick) argc = 1;
   if (!green::patch::runtime_found()) std::fprintf(stderr, "warning: green::patch found no runtime\n");
 
   // A closed port: bind one, note it, close it.
@@ -283,6 +291,17 @@ int main(int argc, char** argv) {
     // scaled up to 1,000 by the same share.
     std::printf("%-22s %9.3f %9.3f %9.1f %6zu%s\n", name.c_str(), r.wall * scale, r.cpu * scale, r.rss_kb / 1024.0,
                 r.down.size(), scale != 1 ? "  (first 100, x10)" : "");
+    if (json) {
+      // impl "green fibers P=1000" / "threads P=1000"; group pairs them.
+      std::string impl = (name.rfind("fibers", 0) == 0 ? "green " : "") + name;
+      std::string group = name.find("P=") != std::string::npos ? name.substr(name.find("P=")) : "";
+      const char* fmt =
+          "{\"workload\": \"uptime 1000 URLs\", \"metric\": \"%s\", \"impl\": \"%s\", \"group\": \"%s\", "
+          "\"value\": %.6g, \"unit\": \"%s\", \"lower_better\": true}\n";
+      std::printf(fmt, "wall", impl.c_str(), group.c_str(), r.wall * scale, "s wall");
+      std::printf(fmt, "CPU", impl.c_str(), group.c_str(), r.cpu * scale, "CPU-s");
+      std::printf(fmt, "peak RSS", impl.c_str(), group.c_str(), r.rss_kb / 1024.0, "MiB peak RSS");
+    }
     std::set<std::string> first;
     for (auto& u : reference) first.insert(u);
     if (count == 100) {
@@ -301,17 +320,18 @@ int main(int argc, char** argv) {
   std::vector<std::pair<std::string, int>> runs;
   bool one = argc == 3;  // uptime_squirrel fibers 1000: that run only
   if (one) runs.emplace_back(argv[1], std::atoi(argv[2]));
-  for (int p : {10, 100, 1000})
+  std::vector<int> ps = quick ? std::vector<int>{100, 1000} : std::vector<int>{10, 100, 1000};
+  for (int p : ps)
     if (!one) runs.emplace_back("threads", p);
-  for (int p : {10, 100, 1000})
+  for (int p : ps)
     if (!one) runs.emplace_back("fibers", p);
   result serial;
-  if (!one) serial = spawn_run(self_path.c_str(), "serial", 1, port, closed_port);
+  if (!one && !quick) serial = spawn_run(self_path.c_str(), "serial", 1, port, closed_port);
   for (auto& [mode, p] : runs) {
     result r = spawn_run(self_path.c_str(), mode, p, port, closed_port);
     report(mode + " P=" + std::to_string(p), r, 1, 1000);
   }
-  if (!one) report("serial", serial, 10, 100);
+  if (!one && !quick) report("serial", serial, 10, 100);
   std::printf("down set (%zu):", reference.size());
   for (auto& u : reference) std::printf(" %s", u.substr(u.find("site=") + 5).c_str());
   std::printf("\nall runs found the same set: %s\n", all_equal ? "yes" : "NO");
