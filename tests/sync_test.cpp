@@ -1,11 +1,13 @@
-// Synchronization primitives: mutex, recursive/timed/shared mutex, condition
-// variables, event, semaphores, latch, barrier, wait_group. Semantics,
+// Synchronization primitives: mutex, recursive/timed/recursive_timed mutex,
+// shared_mutex (with upgrade ownership), condition variables, event,
+// semaphores, latch, barrier, wait_group. Semantics,
 // misuse errors, kill and green::timeout at every suspension point, and
 // fibers mixed with plain threads. Parameterized over worker counts.
 #include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <stdexcept>
 #include <string>
@@ -686,6 +688,47 @@ TEST_P(sync_test, barrier_killed_waiter_withdraws) {
     b.arrive_and_drop();
     EXPECT_EQ(b.parties(), 1u);
     b.arrive_and_wait();  // alone now
+  });
+}
+
+TEST_P(sync_test, barrier_wait_for_times_out_and_withdraws_keeping_the_phase) {
+  run([&] {
+    int completions = 0;
+    green::barrier b(3, [&] { ++completions; });
+    auto first = green::spawn([&] { return b.arrive_and_wait(); });
+    wait_parked(first, "barrier");
+    EXPECT_EQ(b.arrive_and_wait_for(2ms), std::nullopt);  // 2 of 3: withdrawn
+    std::optional<std::size_t> thread_index;
+    std::thread([&] { thread_index = b.arrive_and_wait_for(1ms); }).join();  // a thread, likewise
+    EXPECT_EQ(thread_index, std::nullopt);
+    EXPECT_EQ(completions, 0);
+    // The phase is still open with one arrival: two more complete it.
+    std::thread t([&] { thread_index = b.arrive_and_wait_until(std::chrono::steady_clock::now() + 1h); });
+    auto last = b.arrive_and_wait_for(1h);
+    t.join();
+    ASSERT_TRUE(last.has_value());
+    ASSERT_TRUE(thread_index.has_value());
+    EXPECT_EQ(first.join(), 0u);
+    EXPECT_EQ(*last + *thread_index, 3u);  // indices 1 and 2
+    EXPECT_EQ(completions, 1);
+    // The last arrival never waits: a zero timeout completes the phase.
+    green::barrier one(1);
+    EXPECT_EQ(one.arrive_and_wait_for(0ms), std::optional<std::size_t>(0));
+  });
+}
+
+TEST_P(sync_test, barrier_wait_for_scope_timeout_raises_and_withdraws) {
+  run([&] {
+    green::barrier b(2);
+    auto timed = green::spawn([&] {
+      green::timeout t(2ms);
+      EXPECT_THROW(b.arrive_and_wait_for(1h), green::timeout_error);
+    });
+    timed.join();
+    auto a = green::spawn([&] { return b.arrive_and_wait_for(1h); });
+    wait_parked(a, "barrier");
+    EXPECT_EQ(b.arrive_and_wait(), 1u);
+    EXPECT_EQ(a.join(), std::optional<std::size_t>(0));
   });
 }
 
