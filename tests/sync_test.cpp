@@ -368,6 +368,217 @@ TEST_P(sync_test, shared_mutex_misuse_is_reported) {
   });
 }
 
+// shared_mutex upgrade ownership
+
+TEST_P(sync_test, shared_mutex_upgrader_shares_with_readers_excludes_writers_and_upgraders) {
+  run([&] {
+    green::shared_mutex m;
+    m.lock_upgrade();
+    auto other = green::spawn([&] {
+      EXPECT_TRUE(m.try_lock_shared());
+      m.unlock_shared();
+      EXPECT_FALSE(m.try_lock_upgrade());
+      EXPECT_FALSE(m.try_lock());
+      EXPECT_FALSE(m.try_lock_upgrade_for(2ms));
+      EXPECT_FALSE(m.try_lock_for(2ms));
+    });
+    other.join();
+    std::thread([&] {
+      EXPECT_TRUE(m.try_lock_shared());
+      m.unlock_shared();
+      EXPECT_FALSE(m.try_lock_upgrade_for(2ms));
+    }).join();
+    // A waiting upgrader gets in when the upgrade is released.
+    auto next = green::spawn([&] {
+      m.lock_upgrade();
+      m.unlock_upgrade();
+    });
+    wait_parked(next, "shared_mutex (upgrade)");
+    m.unlock_upgrade();
+    next.join();
+    EXPECT_TRUE(m.try_lock());
+    m.unlock();
+  });
+}
+
+TEST_P(sync_test, shared_mutex_upgrade_waits_for_readers_and_beats_queued_writers) {
+  run([&] {
+    green::shared_mutex m;
+    green::event reader_in, release, tried;
+    std::vector<char> order;  // written under exclusive ownership only
+    std::thread reader([&] {
+      m.lock_shared();
+      reader_in.set();
+      release.wait();
+      m.unlock_shared();
+    });
+    reader_in.wait();
+    auto upgrader = green::spawn([&] {
+      m.lock_upgrade();
+      EXPECT_FALSE(m.try_unlock_upgrade_and_lock());  // the thread still reads
+      EXPECT_FALSE(m.try_unlock_upgrade_and_lock_for(1ms));
+      tried.set();
+      m.unlock_upgrade_and_lock();
+      order.push_back('u');
+      m.unlock();
+    });
+    tried.wait();
+    wait_parked(upgrader, "upgrade to write");
+    EXPECT_FALSE(m.try_lock_shared());  // held back by the pending upgrade
+    EXPECT_FALSE(m.try_lock_upgrade());
+    auto writer = green::spawn([&] {
+      std::unique_lock lk(m);
+      order.push_back('w');
+    });
+    wait_parked(writer, "shared_mutex (write)");
+    release.set();
+    reader.join();
+    upgrader.join();
+    writer.join();
+    EXPECT_EQ(std::string(order.begin(), order.end()), "uw");
+  });
+}
+
+TEST_P(sync_test, shared_mutex_interrupted_upgrade_keeps_upgrade_ownership) {
+  run([&] {
+    green::shared_mutex m;
+    m.lock_shared();  // the upgrades below must wait for this reader
+    // Released by the RAII guard during unwinding: only works if still owned.
+    std::atomic<bool> released{false};
+    struct upgrade_guard {
+      green::shared_mutex& m;
+      std::atomic<bool>& released;
+      ~upgrade_guard() {
+        m.unlock_upgrade();
+        released = true;
+      }
+    };
+    auto killed = green::spawn([&] {
+      m.lock_upgrade();
+      upgrade_guard g{m, released};
+      m.unlock_upgrade_and_lock();
+    });
+    wait_parked(killed, "upgrade to write");
+    auto reader = green::spawn([&] { std::shared_lock lk(m); });
+    wait_parked(reader, "shared_mutex (read)");
+    killed.kill();
+    expect_killed(killed);
+    EXPECT_TRUE(released.load());
+    reader.join();  // let in once the pending upgrade left
+    auto timed = green::spawn([&] {
+      m.lock_upgrade();
+      {
+        green::timeout t(2ms);
+        EXPECT_THROW(m.unlock_upgrade_and_lock(), green::timeout_error);
+      }
+      EXPECT_FALSE(m.try_unlock_upgrade_and_lock_until(std::chrono::steady_clock::now() + 1ms));
+      m.unlock_upgrade();  // still the upgrader
+    });
+    timed.join();
+    m.unlock_shared();
+    EXPECT_TRUE(m.try_lock());
+    m.unlock();
+  });
+}
+
+TEST_P(sync_test, shared_mutex_conversions_between_exclusive_upgrade_and_shared) {
+  run([&] {
+    green::shared_mutex m;
+    auto probe = [&](bool shared, bool upgrade, bool exclusive) {
+      green::spawn([&] {
+        EXPECT_EQ(m.try_lock_shared(), shared);
+        if (shared) m.unlock_shared();
+        EXPECT_EQ(m.try_lock_upgrade(), upgrade);
+        if (upgrade) m.unlock_upgrade();
+        EXPECT_EQ(m.try_lock(), exclusive);
+        if (exclusive) m.unlock();
+      }).join();
+    };
+    m.lock();
+    probe(false, false, false);
+    m.unlock_and_lock_upgrade();
+    probe(true, false, false);
+    m.unlock_upgrade_and_lock();  // no other reader: at once
+    probe(false, false, false);
+    m.unlock_and_lock_shared();
+    probe(true, true, false);
+    m.unlock_shared();
+    m.lock_upgrade();
+    m.unlock_upgrade_and_lock_shared();
+    probe(true, true, false);
+    m.unlock_shared();
+    probe(true, true, true);
+  });
+}
+
+TEST_P(sync_test, shared_mutex_upgrade_misuse_is_reported) {
+  run([&] {
+    green::shared_mutex m;
+    using std::errc;
+    expect_system_error([&] { m.unlock_upgrade(); }, errc::operation_not_permitted, "upgrade ownership");
+    expect_system_error([&] { m.unlock_upgrade_and_lock(); }, errc::operation_not_permitted, "upgrade ownership");
+    expect_system_error([&] { m.unlock_and_lock_upgrade(); }, errc::operation_not_permitted, "exclusively");
+    expect_system_error([&] { m.unlock_and_lock_shared(); }, errc::operation_not_permitted, "exclusively");
+    m.lock_upgrade();
+    expect_system_error([&] { m.lock_upgrade(); }, errc::resource_deadlock_would_occur, "already holds upgrade");
+    expect_system_error([&] { m.lock(); }, errc::resource_deadlock_would_occur, "unlock_upgrade_and_lock");
+    expect_system_error([&] { m.unlock_shared(); }, errc::operation_not_permitted, "unlock_upgrade");
+    green::spawn([&] {
+      expect_system_error([&] { m.unlock_upgrade(); }, errc::operation_not_permitted, "upgrade ownership");
+    }).join();
+    std::thread([&] {
+      expect_system_error([&] { m.unlock_upgrade_and_lock_shared(); }, errc::operation_not_permitted, "upgrade");
+    }).join();
+    m.unlock_upgrade_and_lock();
+    expect_system_error([&] { m.lock_upgrade(); }, errc::resource_deadlock_would_occur, "exclusively");
+    m.unlock();
+  });
+}
+
+TEST_P(sync_test, shared_mutex_upgraders_readers_writers_fibers_and_threads) {
+  run([&] {
+    green::shared_mutex m;
+    long value = 0;
+    const int rounds = green::testing::scaled(200);
+    std::vector<green::fiber<void>> fs;
+    for (int i = 0; i < 3; ++i)  // upgraders: read, then add one without a writer in between
+      fs.push_back(green::spawn([&] {
+        for (int k = 0; k < rounds; ++k) {
+          m.lock_upgrade();
+          long v = value;
+          green::this_fiber::yield();
+          m.unlock_upgrade_and_lock();
+          EXPECT_EQ(value, v);
+          value = v + 1;
+          if (k % 2) {
+            m.unlock();
+          } else {
+            m.unlock_and_lock_shared();
+            m.unlock_shared();
+          }
+        }
+      }));
+    for (int i = 0; i < 3; ++i)
+      fs.push_back(green::spawn([&] {
+        for (int k = 0; k < rounds; ++k) {
+          std::shared_lock lk(m);
+          long v = value;
+          green::this_fiber::yield();
+          EXPECT_EQ(v, value);
+        }
+      }));
+    std::thread writer([&] {
+      for (int k = 0; k < rounds; ++k) {
+        std::unique_lock lk(m);
+        ++value;
+      }
+    });
+    for (auto& f : fs) f.join();
+    writer.join();
+    EXPECT_EQ(value, 4L * rounds);
+  });
+}
+
 // ---------------------------------------------------------------------------
 // condition_variable
 
