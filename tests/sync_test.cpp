@@ -24,6 +24,7 @@
 #include <green/latch.hpp>
 #include <green/mutex.hpp>
 #include <green/recursive_mutex.hpp>
+#include <green/recursive_timed_mutex.hpp>
 #include <green/semaphore.hpp>
 #include <green/shared_mutex.hpp>
 #include <green/timed_mutex.hpp>
@@ -267,6 +268,68 @@ TEST_P(sync_test, recursive_mutex_counts_and_checks_owner) {
       m.unlock();
     });
     after.join();
+  });
+}
+
+TEST_P(sync_test, recursive_timed_mutex_times_out_counts_and_mixes_with_threads) {
+  run([&] {
+    green::recursive_timed_mutex m;
+    green::event held, release;
+    std::thread holder([&] {
+      m.lock();
+      EXPECT_TRUE(m.try_lock_for(1ms));  // the owner counts once more, at once
+      EXPECT_TRUE(m.try_lock_until(std::chrono::system_clock::now() + 1ms));
+      EXPECT_EQ(m.depth(), 3u);
+      held.set();
+      release.wait();
+      m.unlock();
+      m.unlock();
+      m.unlock();
+      expect_system_error([&] { m.unlock(); }, std::errc::operation_not_permitted, "nobody");
+    });
+    held.wait();
+    EXPECT_FALSE(m.try_lock_for(2ms));
+    EXPECT_FALSE(m.try_lock_until(std::chrono::steady_clock::now() + 2ms));
+    EXPECT_EQ(m.depth(), 0u);
+    expect_system_error([&] { m.unlock(); }, std::errc::operation_not_permitted, "a plain thread");
+    auto waiter = green::spawn([&] {
+      EXPECT_TRUE(m.try_lock_for(1h));  // woken only when the count reaches 0
+      EXPECT_EQ(m.depth(), 1u);
+      m.unlock();
+    });
+    wait_parked(waiter, "mutex");
+    release.set();
+    holder.join();
+    waiter.join();
+    EXPECT_TRUE(m.try_lock_for(0ms));
+    m.unlock();
+  });
+}
+
+TEST_P(sync_test, recursive_timed_mutex_waiter_killed_or_scope_timed_out) {
+  run([&] {
+    green::recursive_timed_mutex m;
+    m.lock();
+    m.lock();
+    auto killed = green::spawn([&] { m.try_lock_for(1h); });
+    wait_parked(killed, "mutex");
+    killed.kill();
+    expect_killed(killed);
+    auto timed = green::spawn([&] {
+      green::timeout t(2ms);
+      EXPECT_THROW(m.try_lock_for(1h), green::timeout_error);
+      EXPECT_EQ(m.depth(), 0u);
+    });
+    timed.join();
+    m.unlock();
+    auto blocked = green::spawn([&] { return m.try_lock_for(1ms); });
+    EXPECT_FALSE(blocked.join());  // still held once
+    m.unlock();
+    auto free = green::spawn([&] {
+      std::unique_lock lk(m, std::defer_lock);
+      return lk.try_lock_for(1ms);
+    });
+    EXPECT_TRUE(free.join());
   });
 }
 
