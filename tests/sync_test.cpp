@@ -28,6 +28,7 @@
 #include <green/semaphore.hpp>
 #include <green/shared_mutex.hpp>
 #include <green/timed_mutex.hpp>
+#include <green/upgrade_lock.hpp>
 #include <green/wait_group.hpp>
 
 #include "test_util.hpp"
@@ -639,6 +640,42 @@ TEST_P(sync_test, shared_mutex_upgraders_readers_writers_fibers_and_threads) {
     for (auto& f : fs) f.join();
     writer.join();
     EXPECT_EQ(value, 4L * rounds);
+  });
+}
+
+TEST_P(sync_test, upgrade_lock_releases_upgrades_and_survives_interruption) {
+  run([&] {
+    green::shared_mutex m;
+    {
+      green::upgrade_lock lk(m);
+      EXPECT_TRUE(lk.owns_lock());
+      green::spawn([&] {
+        green::upgrade_lock other(m, std::try_to_lock);
+        EXPECT_FALSE(other);
+        std::shared_lock reader(m);  // readers still share
+      }).join();
+      expect_system_error([&] { lk.lock(); }, std::errc::resource_deadlock_would_occur, "already owns");
+      std::unique_lock w = lk.upgrade();
+      EXPECT_FALSE(lk.owns_lock());
+      EXPECT_TRUE(w.owns_lock());
+      expect_system_error([&] { lk.unlock(); }, std::errc::operation_not_permitted, "does not own");
+    }
+    EXPECT_TRUE(m.try_lock());  // both released
+    m.unlock();
+    // An interrupted upgrade() leaves the upgrade owned; unwinding releases it.
+    m.lock_shared();
+    auto killed = green::spawn([&] {
+      green::upgrade_lock lk(m, 1h);
+      auto w = lk.upgrade();
+    });
+    wait_parked(killed, "upgrade to write");
+    killed.kill();
+    expect_killed(killed);
+    std::thread([&] {
+      green::upgrade_lock lk(m, std::defer_lock);
+      EXPECT_TRUE(lk.try_lock());  // released by the killed fiber's unwinding
+    }).join();
+    m.unlock_shared();
   });
 }
 

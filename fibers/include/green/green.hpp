@@ -23,4 +23,5 @@
 #include "green/this_fiber.hpp"
 #include "green/timed_mutex.hpp"
 #include "green/timeout.hpp"
+#include "green/upgrade_lock.hpp"
 #include "green/wait_group.hpp"

@@ -28,7 +28,8 @@ namespace green {
 //   unlock_and_lock_shared()          exclusive -> plain share (downgrade), at once
 // If the upgrade's wait ends early (try_unlock_upgrade_and_lock_for's
 // deadline, kill, green::timeout), the caller still holds upgrade ownership
-// and must release it.
+// and must release it. green::upgrade_lock (upgrade_lock.hpp) is the RAII
+// owner: upgrade_lock lk(m); ... auto w = lk.upgrade(); // a std::unique_lock
 //
 // Misuse: lock(), lock_shared() or lock_upgrade() by the exclusive owner,
 // and lock() or lock_upgrade() by the upgrade owner, throw std::system_error
