@@ -15,6 +15,7 @@
 #include "green/priority_queue.hpp"
 #include "green/queue.hpp"
 #include "green/recursive_mutex.hpp"
+#include "green/recursive_timed_mutex.hpp"
 #include "green/runtime.hpp"
 #include "green/select.hpp"
 #include "green/semaphore.hpp"
@@ -22,4 +23,5 @@
 #include "green/this_fiber.hpp"
 #include "green/timed_mutex.hpp"
 #include "green/timeout.hpp"
+#include "green/upgrade_lock.hpp"
 #include "green/wait_group.hpp"
