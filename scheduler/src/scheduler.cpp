@@ -286,7 +286,7 @@ struct scheduler::impl {
   void push_global(fiber_base* first, fiber_base* last, std::size_t n) noexcept;
   fiber_base* take_global(worker& w) noexcept;
   void make_runnable(fiber_base* f, bool lifo = true) noexcept;
-  void wakep() noexcept;
+  void wakep(bool local = false) noexcept;
   void notify(worker& w) noexcept;
   void sleep(worker& w, time_point deadline) noexcept;
   void leave_idle(worker& w) noexcept;
@@ -738,16 +738,23 @@ void scheduler::impl::make_runnable(fiber_base* f, bool lifo) noexcept {
   worker* w = this_worker();
   if (w && w->s == self) {
     w->push(f, lifo);
+    wakep(true);
   } else {
     push_global(f, f, 1);
+    wakep();
   }
-  wakep();
 }
 
-void scheduler::impl::wakep() noexcept {
+// wakep(local): `local` says the work just made runnable sits in the calling
+// worker's own queue. Then no fence: if the loads below are reordered before
+// that push and an idle worker misses it in its re-check, the work is still
+// run, by us, as soon as we switch (only parallelism is lost, briefly; Go's
+// wakep() makes the same trade with plain loads). Work put where no running
+// worker will look (the global queue from outside) needs the fence.
+void scheduler::impl::wakep(bool local) noexcept {
   // seq_cst: orders the push that precedes with the loads below, against the
   // idle side's npidle++ / nmspinning-- then re-check (Dekker).
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (!local) std::atomic_thread_fence(std::memory_order_seq_cst);
   if (npidle.load(std::memory_order_seq_cst) == 0) {
     // Nobody sleeps. The thread that called us may be outside the runtime with
     // every worker busy: they will see the global queue within 61 ticks.
@@ -980,7 +987,7 @@ void worker::after_switch() noexcept {
       if (!p->parker_.word.compare_exchange_strong(expect, parker::make(prev_gen, parker::parked),
                                                    std::memory_order_acq_rel, std::memory_order_acquire)) {
         push(p, true);  // woken while switching out: run it again
-        im->wakep();
+        im->wakep(true);
       }
       return;
     }
@@ -1606,7 +1613,7 @@ void scheduler::spawn(fiber_base* f, std::size_t stack_size) {
   f->state_.store(fiber_state::runnable, std::memory_order_relaxed);
   if (local) {
     w->push(f, true);
-    m.wakep();
+    m.wakep(true);
   } else {
     m.push_global(f, f, 1);
     m.wakep();
