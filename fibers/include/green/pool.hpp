@@ -164,13 +164,16 @@ class pool : public group {
   // imap() is a lazy map: an iterable of the results in input order, each
   // task started only when the iteration is at most 2 * capacity() items
   // behind. A failed task's exception is raised by the step that reaches it.
-  // `range` must outlive the iteration. Fiber context.
+  // `range` must outlive the iteration (so a temporary container is
+  // refused at compile time). Fiber context.
   template <class F, class R>
+    requires std::is_lvalue_reference_v<R> || std::ranges::borrowed_range<R>
   detail::imap_view<std::decay_t<F>, std::remove_reference_t<R>, true> imap(F&& fn, R&& range) {
     return {*this, std::forward<F>(fn), range};
   }
   // imap_unordered() is imap() yielding results in the order tasks finish.
   template <class F, class R>
+    requires std::is_lvalue_reference_v<R> || std::ranges::borrowed_range<R>
   detail::imap_view<std::decay_t<F>, std::remove_reference_t<R>, false> imap_unordered(F&& fn, R&& range) {
     return {*this, std::forward<F>(fn), range};
   }
