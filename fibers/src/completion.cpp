@@ -28,6 +28,7 @@
 // listeners are unlinked, its watchers killed and waited for; the wait is
 // uninterruptible (a kill of the owner is re-armed for its next suspension)
 // because the watchers point into the hub.
+#include <exception>
 #include <stdexcept>
 
 #include "green/completion.hpp"
@@ -89,27 +90,23 @@ void result_core::unlisten(result_listener& l) noexcept {
 
 void throw_result_timeout() { throw timeout_error(nullptr); }
 
-namespace {
-// Waits with `wait` until it returns normally; a kill meanwhile is re-armed.
-template <class Wait>
-void uninterruptibly(Wait wait) noexcept {
+void uninterruptibly(void (*wait)(void*), void* arg) noexcept {
   pause_scope_deadline pause;
   bool killed = false;
   for (;;) {
     try {
-      wait();
+      wait(arg);
       break;
     } catch (const fiber_exit&) {
       killed = true;  // delivered once: the next park waits normally
     }
   }
-  if (killed)
+  if (killed && std::uncaught_exceptions() == 0)
     if (sched::fiber_base* f = sched::current_fiber()) f->kill();
 }
-}  // namespace
 
 void wait_uninterruptibly(result_core& c) noexcept {
-  uninterruptibly([&] { c.wait_until(sched::no_deadline); });
+  uninterruptibly([](void* p) { static_cast<result_core*>(p)->wait_until(sched::no_deadline); }, &c);
 }
 
 std::exception_ptr killed_task_error() {
@@ -175,8 +172,8 @@ completion_hub::~completion_hub() {
   }
   for (auto& [i, e] : entries_) {
     if (!e.watcher.joinable()) continue;
-    sched::fiber_base* w = e.watcher.native();
-    uninterruptibly([w] { wait_or_raise(*w, sched::no_deadline, nullptr); });
+    uninterruptibly([](void* w) { wait_or_raise(*static_cast<sched::fiber_base*>(w), sched::no_deadline, nullptr); },
+                    e.watcher.native());
     e.watcher.detach();
   }
 }

@@ -54,19 +54,8 @@ void group::shutdown_() noexcept {
     std::lock_guard lk(mu_);
     for (detail::group_node* n = head_; n; n = n->next) n->fiber->kill();
   }
-  detail::pause_scope_deadline pause;
-  bool killed = false;
-  for (;;) {
-    try {
-      idle_.wait();
-      break;
-    } catch (const fiber_exit&) {
-      killed = true;
-    }
-  }
-  { std::lock_guard lk(mu_); }  // the last settle_() has unlocked
-  if (killed)
-    if (sched::fiber_base* f = sched::current_fiber()) f->kill();  // re-arm for the next suspension
+  detail::uninterruptibly([](void* e) { static_cast<event*>(e)->wait(); }, &idle_);
+  std::lock_guard lk(mu_);  // the last settle_() has unlocked
 }
 
 // Caller holds mu_.

@@ -136,9 +136,14 @@ class result_state<void> : public result_core {
 
 [[noreturn]] void throw_result_timeout();
 
-// wait_uninterruptibly() waits until `c` is ready whatever happens: timeout
+// uninterruptibly() runs wait(arg) to completion whatever happens: timeout
 // scopes are paused, and a kill that arrives meanwhile is re-armed for the
-// caller's next suspension point. For destructors. Fiber or thread context.
+// caller's next suspension point, unless an exception is already unwinding
+// the caller (a second fiber_exit thrown from a destructor during unwinding
+// would terminate; the fiber is leaving anyway). For destructors. Fiber or
+// thread context.
+void uninterruptibly(void (*wait)(void*), void* arg) noexcept;
+// wait_uninterruptibly() waits until `c` is ready, uninterruptibly.
 void wait_uninterruptibly(result_core& c) noexcept;
 
 }  // namespace detail
