@@ -188,6 +188,7 @@ TEST_P(pool_test, wait_any_returns_the_first_to_finish) {
     EXPECT_EQ(green::wait_any(rs), 0u);  // several done: the lowest index
     std::vector<green::async_result<int>> none(2);
     EXPECT_FALSE(green::wait_any_for(none, 5ms).has_value());
+    EXPECT_FALSE(green::wait_any_until(none, std::chrono::steady_clock::now() + 2ms).has_value());
     std::vector<green::async_result<int>> empty;
     EXPECT_THROW(green::wait_any(empty), std::invalid_argument);
   });
@@ -291,6 +292,12 @@ TEST_P(pool_test, gather_rethrows_first_failure_in_input_order) {
         return i;
       }));
     expect_throw_with<std::runtime_error>([&] { green::gather(fs); }, "fail 1");
+    std::atomic<int> ran{0};
+    std::vector<green::fiber<void>> vs;
+    for (int i = 0; i < 3; ++i) vs.push_back(green::spawn([&] { ++ran; }));
+    green::gather(vs);  // void: waits, joins, returns nothing
+    EXPECT_EQ(ran.load(), 3);
+    for (auto& v : vs) EXPECT_FALSE(v.joinable());
   });
 }
 
