@@ -135,7 +135,13 @@ void group::add_(sched::fiber_base* f) {
   sched::scheduler* s = f->owner();
   if (!s) throw std::logic_error("green::group::add: the fiber belongs to no runtime");
   if (slots_) slots_->acquire();
-  auto* st = new detail::task_state<void>();  // the guard's reference
+  detail::task_state<void>* st;
+  try {
+    st = new detail::task_state<void>();  // the guard's reference
+  } catch (...) {
+    if (slots_) slots_->release();
+    throw;
+  }
   st->owner = this;
   st->slot_held = slots_ != nullptr;
   st->fiber = f;

@@ -245,7 +245,13 @@ auto group::start_(slot s, F&& fn, Args&&... args) {
   sched::scheduler* sch = sched::current_scheduler();
   if (!sch) detail::throw_no_runtime("green::group::spawn");
   take_slot_(s);  // may wait; a held slot is ours from here
-  auto* st = new detail::task_state<R>();
+  detail::task_state<R>* st;
+  try {
+    st = new detail::task_state<R>();
+  } catch (...) {
+    if (s != slot::none) slots_->release();
+    throw;
+  }
   st->owner = this;
   st->slot_held = s != slot::none;
   async_result<R> handle(st);  // the handle's reference
