@@ -41,14 +41,9 @@ using green::testing::expect_killed;
 using green::testing::expect_system_error;
 using green::testing::expect_throw_with;
 using green::testing::wait_parked;
+using green::testing::yield_until;
 
 GREEN_WORKER_SUITE(sync_test);
-
-// Lets other fibers run until `cond` holds (a test helper, not a sync tool).
-template <class Cond>
-void yield_until(Cond cond) {
-  while (!cond()) green::this_fiber::yield();
-}
 
 // ---------------------------------------------------------------------------
 // mutex

@@ -1,17 +1,22 @@
 // green — everything in one include.
 #pragma once
 
+#include "green/async_result.hpp"
 #include "green/barrier.hpp"
 #include "green/channel.hpp"
+#include "green/completion.hpp"
 #include "green/condition_variable.hpp"
 #include "green/errors.hpp"
 #include "green/event.hpp"
 #include "green/fiber.hpp"
 #include "green/fiber_local.hpp"
+#include "green/group.hpp"
 #include "green/latch.hpp"
 #include "green/lifo_queue.hpp"
 #include "green/mutex.hpp"
 #include "green/op_status.hpp"
+#include "green/parallel.hpp"
+#include "green/pool.hpp"
 #include "green/priority_queue.hpp"
 #include "green/queue.hpp"
 #include "green/recursive_mutex.hpp"
