@@ -295,11 +295,15 @@ class scheduler {
 
   // spawn() gives `f` a stack and makes it runnable. Takes over the caller's
   // reference to f and adds one for the runtime. stack_size 0: the default.
-  // Any thread. Throws std::system_error if no stack can be mapped.
+  // Any thread. Throws std::logic_error once the runtime is shutting down;
+  // then the caller keeps its reference. (A stack is mapped when the fiber
+  // first runs; if that fails, the fiber ends with the std::system_error.)
   void spawn(fiber_base* f, std::size_t stack_size = 0);
   // run_main() spawns `f` as the main fiber and blocks the calling thread
   // until it is done. The deadlock detector reports while a main fiber runs.
   // Must not be called from a fiber of this runtime (std::logic_error).
+  // Takes over the caller's reference like spawn(); if it throws, the
+  // caller keeps it.
   void run_main(fiber_base* f);
 
   std::size_t live_fibers() const noexcept { return live_.load(std::memory_order_acquire); }
