@@ -50,16 +50,7 @@
 // (100k threads with 8 MiB stack reservations each).
 // Boost.Fiber defines a function-like macro cpu_relax()
 // (boost/fiber/detail/cpu_relax.hpp); greenfiber's pause is named cpu_pause()
-// so include order does not matter, but greenfiber comes first anyway.
-#ifdef GREEN_BENCH_HAVE_GREEN
-#include <green/green.hpp>
-#include <green/sched/stack.hpp>
-#endif
-
-#include <benchmark/benchmark.h>
-#include <pthread.h>
-#include <sched.h>
-
+// so include order does not matter, but bench_family.hpp includes greenfiber first anyway.
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -78,21 +69,19 @@
 #include <type_traits>
 #include <vector>
 
+#include "bench_family.hpp"
 #include "bench_util.hpp"
 #include "boost_pool.hpp"
 
 namespace gb = green_bench;
 
-// GREEN_BENCH_JOB(f) is f, or an empty job when greenfiber is not built.
-#ifdef GREEN_BENCH_HAVE_GREEN
-#define GREEN_BENCH_JOB(f) (f)
-#else
-#define GREEN_BENCH_JOB(f) nullptr
-#endif
-
 using namespace std::chrono_literals;
 
 namespace {
+
+using gb::batch_result;
+using gb::family_spec;
+using gb::stopwatch;
 
 // A batch of 1000 spawns takes ~0.1-1 ms with fibers: long enough that the
 // ~10-50 us hand-off to a worker (outside the timing anyway) and clock reads
@@ -107,28 +96,12 @@ constexpr std::size_t kSkynetBoostStack = 16 * 1024;
 constexpr int kFanout = 100'000;
 constexpr auto kFanoutSleep = 100ms;
 
-// One batch as measured where it ran. Trivially copyable: crosses pipes.
-struct batch_result {
-  std::int64_t ns = 0;               // wall time of the batch
-  std::int64_t items = 0;            // fibers spawned / yields done in it
-  std::int64_t check = 0;            // workload-specific value to verify (sum, counter, CPU ns)
-  std::int64_t base_rss_kib = 0;     // RSS just before the batch (sleep_fanout)
-  std::int64_t rss_growth_kib = -1;  // peak RSS minus RSS before the batch; -1: not measured
-};
-
 // rss_probe resets the process's RSS high-water mark and remembers the RSS
 // now; growth_kib() is then how far the RSS peaked above it. Any thread.
 struct rss_probe {
   bool reset = (gb::release_free_memory(), gb::reset_peak_rss());
   long base = gb::current_rss_kib();
   std::int64_t growth_kib() const { return reset && base >= 0 ? gb::hwm_rss_kib() - base : -1; }
-};
-
-struct stopwatch {
-  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
-  std::int64_t ns() const {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
-  }
 };
 
 // The idle workload's body, for any runtime's sleep: CPU time of the whole
@@ -145,28 +118,6 @@ batch_result measure_idle(std::chrono::milliseconds ms, Sleep sleep) {
 
 // ---------------------------------------------------------------- greenfiber
 #ifdef GREEN_BENCH_HAVE_GREEN
-
-green::runtime_config green_config(int workers) {
-  green::runtime_config cfg;
-  cfg.workers = static_cast<unsigned>(workers);
-  return cfg;
-}
-
-// greenfiber pools freed stacks process-wide, committed, until trim(). Trim
-// before and after each case so that one case's stacks neither serve the next
-// (in this process, or in a child that inherits the pool) nor sit in its RSS.
-void release_green_stacks() { green::sched::stack_allocator::instance().trim(0); }
-
-// green_case(workers, fn) runs fn(rt) with a fresh runtime between two trims.
-template <class Fn>
-auto green_case(int workers, Fn fn) {
-  release_green_stacks();
-  struct trim_after {
-    ~trim_after() { release_green_stacks(); }
-  } after;
-  green::runtime rt(green_config(workers));
-  return fn(rt);
-}
 
 // Fiber context only.
 batch_result green_spawn_join() {
@@ -333,28 +284,13 @@ batch_result thread_spawn_join() {
   return {sw.ns(), kSpawnBatch, 0, 0};
 }
 
-// One CPU this process may run on, for pinning.
-int first_allowed_cpu() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof set, &set) == 0)
-    for (int c = 0; c < CPU_SETSIZE; ++c)
-      if (CPU_ISSET(c, &set)) return c;
-  return -1;
-}
-
 // Two threads each call std::this_thread::yield(); with pin_cpu >= 0 both are
 // pinned to that CPU so a yield really switches between them.
 batch_result thread_yield(int pin_cpu) {
   std::latch start(2);
   std::array<std::chrono::steady_clock::time_point, 2> t0, t1;
   auto body = [&](int k) {
-    if (pin_cpu >= 0) {
-      cpu_set_t set;
-      CPU_ZERO(&set);
-      CPU_SET(pin_cpu, &set);
-      pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-    }
+    gb::pin_this_thread(pin_cpu);
     start.arrive_and_wait();
     t0[k] = std::chrono::steady_clock::now();
     for (int i = 0; i < kYieldsPerFiber; ++i) std::this_thread::yield();
@@ -368,127 +304,6 @@ batch_result thread_yield(int pin_cpu) {
 }
 
 // ------------------------------------------------------------------- drivers
-
-// What a family of cases (one workload, all implementations) consists of.
-struct family_spec {
-  std::string name;                                       // "BM_spawn_join"
-  const char* per_item = "ns_per_item";                   // counter: batch time / items
-  std::function<batch_result()> green;                    // empty: greenfiber not built
-  batch_result (*boost)() = nullptr;                      // boost_rr (1 thread) and boost_ws (2, in a child)
-  batch_result (*boost_rr_pooled)() = nullptr;            // optional boost_rr_pooled case
-  std::function<batch_result(benchmark::State&)> thread;  // empty: no std::thread case
-  std::vector<int> thread_args;                           // its "workers" arguments, if any
-  benchmark::TimeUnit unit = benchmark::kMicrosecond;
-  std::optional<std::int64_t> expect;  // required batch_result::check
-  bool warmup = true;                  // run one untimed batch first (stack caches, malloc thresholds)
-};
-
-// Runs one batch per iteration through exec(), which returns the batch's own
-// timing or throws. Sets <per_item>, items_per_second and, where the batch
-// measured it, peak_rss_growth_MiB (largest over the iterations).
-template <class Exec>
-void run_batches(benchmark::State& state, const family_spec& spec, Exec&& exec) {
-  auto check = [&](const batch_result& r) {
-    if (!spec.expect || r.check == *spec.expect) return true;
-    state.SkipWithError(("wrong result " + std::to_string(r.check) + ", expected " + std::to_string(*spec.expect)).c_str());
-    return false;
-  };
-  try {
-    if (spec.warmup && !check(exec())) return;
-  } catch (const std::exception& e) {
-    state.SkipWithError(e.what());
-    return;
-  }
-  double ns = 0, items = 0;
-  std::int64_t growth_kib = -1;
-  for (auto _ : state) {
-    batch_result r;
-    try {
-      r = exec();
-    } catch (const std::exception& e) {
-      state.SkipWithError(e.what());
-      break;
-    }
-    if (!check(r)) break;
-    state.SetIterationTime(static_cast<double>(r.ns) * 1e-9);
-    ns += static_cast<double>(r.ns);
-    items += static_cast<double>(r.items);
-    growth_kib = std::max(growth_kib, r.rss_growth_kib);
-  }
-  if (items > 0) {
-    state.SetItemsProcessed(static_cast<std::int64_t>(items));
-    state.counters[spec.per_item] = ns / items;
-  }
-  if (growth_kib >= 0) state.counters["peak_rss_growth_MiB"] = static_cast<double>(growth_kib) / 1024;
-}
-
-// Catches set-up failures (runtime or child start) and reports them.
-template <class Body>
-void guarded(benchmark::State& state, Body&& body) {
-  try {
-    body();
-  } catch (const std::exception& e) {
-    state.SkipWithError(e.what());
-  }
-}
-
-// A child process with a 2-thread work_stealing pool that runs `job` once per call().
-template <class Job>
-gb::child_server<int, batch_result> boost_ws_server(Job job) {
-  return gb::child_server<int, batch_result>([job] {
-    auto pool = std::make_shared<gb::boost_pool>(gb::boost_algo::work_stealing, 2);
-    return [pool, job](const int&) { return pool->run(job); };
-  });
-}
-
-// Registers <name>/green (workers 1, 2), /boost_rr (1), /boost_rr_pooled (1,
-// if given), /boost_ws (2) and /thread (if given). Runtimes and pools are made
-// per benchmark run, outside the timed loop.
-void register_family(const family_spec& spec) {
-  auto finish = [&](benchmark::internal::Benchmark* b) { b->UseManualTime()->Unit(spec.unit); };
-#ifdef GREEN_BENCH_HAVE_GREEN
-  if (spec.green)
-    finish(benchmark::RegisterBenchmark((spec.name + "/green").c_str(),
-                                        [spec](benchmark::State& st) {
-                                          guarded(st, [&] {
-                                            green_case(static_cast<int>(st.range(0)), [&](green::runtime& rt) {
-                                              run_batches(st, spec, [&] { return rt.run([&] { return spec.green(); }); });
-                                            });
-                                          });
-                                        })
-               ->ArgName("workers")->Arg(1)->Arg(2));
-#endif
-  auto rr = [spec](batch_result (*job)()) {
-    return [spec, job](benchmark::State& st) {
-      guarded(st, [&] {
-        gb::boost_pool pool(gb::boost_algo::round_robin, 1);
-        run_batches(st, spec, [&] { return pool.run(job); });
-      });
-    };
-  };
-  finish(benchmark::RegisterBenchmark((spec.name + "/boost_rr").c_str(), rr(spec.boost))->ArgName("workers")->Arg(1));
-  if (spec.boost_rr_pooled)
-    finish(benchmark::RegisterBenchmark((spec.name + "/boost_rr_pooled").c_str(), rr(spec.boost_rr_pooled))
-               ->ArgName("workers")->Arg(1));
-  finish(benchmark::RegisterBenchmark((spec.name + "/boost_ws").c_str(),
-                                      [spec](benchmark::State& st) {
-                                        guarded(st, [&] {
-                                          auto server = boost_ws_server(spec.boost);
-                                          run_batches(st, spec, [&] { return server.call(0); });
-                                        });
-                                      })
-             ->ArgName("workers")->Arg(2));
-  if (spec.thread) {
-    auto* b = benchmark::RegisterBenchmark((spec.name + "/thread").c_str(), [spec](benchmark::State& st) {
-      guarded(st, [&] { run_batches(st, spec, [&] { return spec.thread(st); }); });
-    });
-    finish(b);
-    if (!spec.thread_args.empty()) {
-      b->ArgName("workers");
-      for (int a : spec.thread_args) b->Arg(a);
-    }
-  }
-}
 
 // One fresh child per iteration: `job` sets up its runtime, runs, and reports.
 // Sets peak_rss_MiB and rss_per_fiber_KiB (peak minus RSS before the batch).
@@ -580,7 +395,7 @@ void register_all() {
   spawn_join.boost = boost_spawn_join;
   spawn_join.boost_rr_pooled = boost_spawn_join_pooled;
   spawn_join.thread = [](benchmark::State&) { return thread_spawn_join(); };
-  register_family(spawn_join);
+  gb::register_family(spawn_join);
 
   family_spec yield;
   yield.name = "BM_yield";
@@ -589,9 +404,9 @@ void register_all() {
   yield.boost = boost_yield;
   // workers:1 pins both threads to one CPU, so each yield is a switch;
   // workers:2 lets them run on two CPUs (then it is the cost of sched_yield).
-  yield.thread = [](benchmark::State& st) { return thread_yield(st.range(0) == 1 ? first_allowed_cpu() : -1); };
+  yield.thread = [](benchmark::State& st) { return thread_yield(gb::thread_pin_for(st.range(0))); };
   yield.thread_args = {1, 2};
-  register_family(yield);
+  gb::register_family(yield);
 
   // No std::thread case: 1.1M threads. No warm-up: a batch is seconds long.
   family_spec skynet;
@@ -602,7 +417,7 @@ void register_all() {
   skynet.unit = benchmark::kMillisecond;
   skynet.expect = kSkynetSum;
   skynet.warmup = false;
-  register_family(skynet);
+  gb::register_family(skynet);
 
   // -- sleep_fanout: a fresh child per iteration, for its peak RSS. No
   // std::thread case: 100k threads (and 100k x 8 MiB of stack reservations).
@@ -611,7 +426,7 @@ void register_all() {
                                [](benchmark::State& st) {
                                  int workers = static_cast<int>(st.range(0));
                                  run_fanout_in_children(st, [workers] {
-                                   return green_case(workers, [](green::runtime& rt) {
+                                   return gb::green_case(workers, [](green::runtime& rt) {
                                      return rt.run([] { return green_sleep_fanout(); });
                                    });
                                  });
@@ -632,7 +447,7 @@ void register_all() {
                                [](benchmark::State& st) {
                                  std::chrono::milliseconds ms(st.range(0));
                                  run_idle_in_children(st, [ms] {
-                                   return green_case(2, [ms](green::runtime& rt) {
+                                   return gb::green_case(2, [ms](green::runtime& rt) {
                                      return rt.run([ms] {
                                        return measure_idle(ms, [](auto d) { green::this_fiber::sleep_for(d); });
                                      });
@@ -647,12 +462,7 @@ void register_all() {
 }
 
 void add_context() {
-#ifdef GREEN_BENCH_HAVE_GREEN
-  benchmark::AddCustomContext("greenfiber", "built");
-#else
-  benchmark::AddCustomContext("greenfiber", "not built (no greenfiber target): baselines only");
-#endif
-  benchmark::AddCustomContext("boost", BOOST_LIB_VERSION);
+  gb::add_common_context();
   benchmark::AddCustomContext("boost_default_stack_KiB",
                               std::to_string(boost::context::stack_traits::default_size() / 1024));
   benchmark::AddCustomContext("vm.max_map_count", std::to_string(gb::read_sysctl_long("vm/max_map_count")));

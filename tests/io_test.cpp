@@ -119,10 +119,10 @@ TEST_P(io_test, writer_waits_for_room) {
     sock_pair sp;
     int small = 4096;
     ::setsockopt(sp.fd[1], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
-    std::vector<char> buf(1 << 16, 'z');
-    std::size_t sent = 0;
     const std::size_t total = 1 << 20;
     auto writer = green::spawn([&] {
+      std::vector<char> buf(1 << 16, 'z');
+      std::size_t sent = 0;
       while (sent < total) {
         ssize_t n = ::write(sp.fd[1], buf.data(), std::min(buf.size(), total - sent));
         if (n > 0) {
@@ -133,6 +133,7 @@ TEST_P(io_test, writer_waits_for_room) {
         }
       }
     });
+    std::vector<char> buf(1 << 16);
     std::size_t got = 0;
     while (got < total) {
       ssize_t n = ::read(sp.fd[0], buf.data(), buf.size());

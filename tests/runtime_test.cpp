@@ -17,6 +17,7 @@
 
 #include <green/green.hpp>
 
+#include "test_util.hpp"
 #include "watchdog.hpp"
 
 using namespace std::chrono_literals;
@@ -446,8 +447,10 @@ TEST_P(runtime_test, deadlock_is_reported_in_main_with_every_fiber) {
   EXPECT_EQ(rt.scheduler().get_stats().deadlocks, 1u);
 }
 
-TEST_P(runtime_test, many_parked_fibers_all_finish) {
-  const int n = green::testing::scaled(100000);
+namespace {
+// park_many() spawns n fibers that each sleep `nap` then count, joins them,
+// and returns the count.
+int park_many(int n, std::chrono::milliseconds nap, green::runtime_config c) {
   std::atomic<int> count{0};
   green::run(
       [&] {
@@ -455,38 +458,29 @@ TEST_P(runtime_test, many_parked_fibers_all_finish) {
         fs.reserve(n);
         for (int i = 0; i < n; ++i) {
           fs.push_back(green::spawn([&] {
-            green::this_fiber::sleep_for(50ms);
-            count.fetch_add(1, std::memory_order_relaxed);
-          }));
-        }
-        for (auto& f : fs) f.join();
-      },
-      cfg());
-  EXPECT_EQ(count.load(), n);
-}
-
-TEST_P(runtime_test, one_million_parked_fibers) {
-  if (!green::testing::optimized || green::testing::sanitized) GTEST_SKIP() << "Release build only";
-  if (GetParam() != 2) GTEST_SKIP() << "once is enough";
-  constexpr int n = 1000000;
-  std::atomic<int> count{0};
-  auto c = cfg();
-  c.stack_size = 16 * 1024;
-  c.run_queue_capacity = 256;
-  green::run(
-      [&] {
-        std::vector<green::fiber<void>> fs;
-        fs.reserve(n);
-        for (int i = 0; i < n; ++i) {
-          fs.push_back(green::spawn([&] {
-            green::this_fiber::sleep_for(200ms);
+            green::this_fiber::sleep_for(nap);
             count.fetch_add(1, std::memory_order_relaxed);
           }));
         }
         for (auto& f : fs) f.join();
       },
       c);
-  EXPECT_EQ(count.load(), n);
+  return count.load();
+}
+}  // namespace
+
+TEST_P(runtime_test, many_parked_fibers_all_finish) {
+  const int n = green::testing::scaled(100000);
+  EXPECT_EQ(park_many(n, 50ms, cfg()), n);
+}
+
+TEST_P(runtime_test, one_million_parked_fibers) {
+  if (!green::testing::optimized || green::testing::sanitized) GTEST_SKIP() << "Release build only";
+  if (GetParam() != 2) GTEST_SKIP() << "once is enough";
+  auto c = cfg();
+  c.stack_size = 16 * 1024;
+  c.run_queue_capacity = 256;
+  EXPECT_EQ(park_many(1000000, 200ms, c), 1000000);
 }
 
 TEST_P(runtime_test, detached_fiber_exception_goes_to_the_handler) {
@@ -588,15 +582,21 @@ TEST(stacks, slab_stacks_beyond_the_guard_budget) {
   std::atomic<int> count{0};
   std::atomic<std::size_t> peak_slab{0};
   green::run([&] {
+    // All 200 are alive at once: each waits for `go`, set once all started.
+    std::atomic<int> started{0};
+    green::event go;
     std::vector<green::fiber<void>> fs;
     for (int i = 0; i < 200; ++i)
       fs.push_back(green::spawn([&] {
         std::size_t now = a.slab_live(), seen = peak_slab.load();
         while (now > seen && !peak_slab.compare_exchange_weak(seen, now)) {
         }
-        green::this_fiber::sleep_for(20ms);
+        started.fetch_add(1);
+        go.wait();
         count.fetch_add(1);
       }));
+    while (started.load() < 200) green::this_fiber::yield();
+    go.set();
     for (auto& f : fs) f.join();
   });
   a.set_guarded_limit_for_testing(old);
@@ -624,3 +624,21 @@ TEST(stacks_death, overflow_is_reported_with_fiber_id_and_name) {
 }
 
 }  // namespace
+
+// Misuse of run() raises a clear error and leaks nothing (the ASan build
+// checks the leak): the fiber that was not started is freed.
+TEST(runtime_misuse, run_from_own_fiber_and_twice_are_clear_errors) {
+  green::runtime rt(green::testing::test_config(1));
+  green::event inside, release;
+  green::testing::side_thread main_thread([&] {
+    rt.run([&] {
+      green::testing::expect_throw_with<std::logic_error>([&] { rt.run([] {}); }, "one of its own fibers");
+      inside.set();
+      release.wait();
+    });
+  });
+  inside.wait();
+  green::testing::expect_throw_with<std::logic_error>([&] { rt.run([] { return 1; }); }, "already running");
+  release.set();
+  main_thread.join();
+}

@@ -1,11 +1,13 @@
-// Synchronization primitives: mutex, recursive/timed/shared mutex, condition
-// variables, event, semaphores, latch, barrier, wait_group. Semantics,
+// Synchronization primitives: mutex, recursive/timed/recursive_timed mutex,
+// shared_mutex (with upgrade ownership), condition variables, event,
+// semaphores, latch, barrier, wait_group. Semantics,
 // misuse errors, kill and green::timeout at every suspension point, and
 // fibers mixed with plain threads. Parameterized over worker counts.
 #include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <stdexcept>
 #include <string>
@@ -22,9 +24,11 @@
 #include <green/latch.hpp>
 #include <green/mutex.hpp>
 #include <green/recursive_mutex.hpp>
+#include <green/recursive_timed_mutex.hpp>
 #include <green/semaphore.hpp>
 #include <green/shared_mutex.hpp>
 #include <green/timed_mutex.hpp>
+#include <green/upgrade_lock.hpp>
 #include <green/wait_group.hpp>
 
 #include "test_util.hpp"
@@ -37,14 +41,9 @@ using green::testing::expect_killed;
 using green::testing::expect_system_error;
 using green::testing::expect_throw_with;
 using green::testing::wait_parked;
+using green::testing::yield_until;
 
 GREEN_WORKER_SUITE(sync_test);
-
-// Lets other fibers run until `cond` holds (a test helper, not a sync tool).
-template <class Cond>
-void yield_until(Cond cond) {
-  while (!cond()) green::this_fiber::yield();
-}
 
 // ---------------------------------------------------------------------------
 // mutex
@@ -268,6 +267,68 @@ TEST_P(sync_test, recursive_mutex_counts_and_checks_owner) {
   });
 }
 
+TEST_P(sync_test, recursive_timed_mutex_times_out_counts_and_mixes_with_threads) {
+  run([&] {
+    green::recursive_timed_mutex m;
+    green::event held, release;
+    std::thread holder([&] {
+      m.lock();
+      EXPECT_TRUE(m.try_lock_for(1ms));  // the owner counts once more, at once
+      EXPECT_TRUE(m.try_lock_until(std::chrono::system_clock::now() + 1ms));
+      EXPECT_EQ(m.depth(), 3u);
+      held.set();
+      release.wait();
+      m.unlock();
+      m.unlock();
+      m.unlock();
+      expect_system_error([&] { m.unlock(); }, std::errc::operation_not_permitted, "nobody");
+    });
+    held.wait();
+    EXPECT_FALSE(m.try_lock_for(2ms));
+    EXPECT_FALSE(m.try_lock_until(std::chrono::steady_clock::now() + 2ms));
+    EXPECT_EQ(m.depth(), 0u);
+    expect_system_error([&] { m.unlock(); }, std::errc::operation_not_permitted, "a plain thread");
+    auto waiter = green::spawn([&] {
+      EXPECT_TRUE(m.try_lock_for(1h));  // woken only when the count reaches 0
+      EXPECT_EQ(m.depth(), 1u);
+      m.unlock();
+    });
+    wait_parked(waiter, "mutex");
+    release.set();
+    holder.join();
+    waiter.join();
+    EXPECT_TRUE(m.try_lock_for(0ms));
+    m.unlock();
+  });
+}
+
+TEST_P(sync_test, recursive_timed_mutex_waiter_killed_or_scope_timed_out) {
+  run([&] {
+    green::recursive_timed_mutex m;
+    m.lock();
+    m.lock();
+    auto killed = green::spawn([&] { m.try_lock_for(1h); });
+    wait_parked(killed, "mutex");
+    killed.kill();
+    expect_killed(killed);
+    auto timed = green::spawn([&] {
+      green::timeout t(2ms);
+      EXPECT_THROW(m.try_lock_for(1h), green::timeout_error);
+      EXPECT_EQ(m.depth(), 0u);
+    });
+    timed.join();
+    m.unlock();
+    auto blocked = green::spawn([&] { return m.try_lock_for(1ms); });
+    EXPECT_FALSE(blocked.join());  // still held once
+    m.unlock();
+    auto free = green::spawn([&] {
+      std::unique_lock lk(m, std::defer_lock);
+      return lk.try_lock_for(1ms);
+    });
+    EXPECT_TRUE(free.join());
+  });
+}
+
 // ---------------------------------------------------------------------------
 // shared_mutex
 
@@ -363,6 +424,253 @@ TEST_P(sync_test, shared_mutex_misuse_is_reported) {
     m.unlock();
     EXPECT_TRUE(m.try_lock_for(1ms));
     m.unlock();
+  });
+}
+
+// shared_mutex upgrade ownership
+
+TEST_P(sync_test, shared_mutex_upgrader_shares_with_readers_excludes_writers_and_upgraders) {
+  run([&] {
+    green::shared_mutex m;
+    m.lock_upgrade();
+    auto other = green::spawn([&] {
+      EXPECT_TRUE(m.try_lock_shared());
+      m.unlock_shared();
+      EXPECT_FALSE(m.try_lock_upgrade());
+      EXPECT_FALSE(m.try_lock());
+      EXPECT_FALSE(m.try_lock_upgrade_for(2ms));
+      EXPECT_FALSE(m.try_lock_for(2ms));
+    });
+    other.join();
+    std::thread([&] {
+      EXPECT_TRUE(m.try_lock_shared());
+      m.unlock_shared();
+      EXPECT_FALSE(m.try_lock_upgrade_for(2ms));
+    }).join();
+    // A waiting upgrader gets in when the upgrade is released.
+    auto next = green::spawn([&] {
+      m.lock_upgrade();
+      m.unlock_upgrade();
+    });
+    wait_parked(next, "shared_mutex (upgrade)");
+    m.unlock_upgrade();
+    next.join();
+    EXPECT_TRUE(m.try_lock());
+    m.unlock();
+  });
+}
+
+TEST_P(sync_test, shared_mutex_upgrade_waits_for_readers_and_beats_queued_writers) {
+  run([&] {
+    green::shared_mutex m;
+    green::event reader_in, release, tried;
+    std::vector<char> order;  // written under exclusive ownership only
+    std::thread reader([&] {
+      m.lock_shared();
+      reader_in.set();
+      release.wait();
+      m.unlock_shared();
+    });
+    reader_in.wait();
+    auto upgrader = green::spawn([&] {
+      m.lock_upgrade();
+      EXPECT_FALSE(m.try_unlock_upgrade_and_lock());  // the thread still reads
+      EXPECT_FALSE(m.try_unlock_upgrade_and_lock_for(1ms));
+      tried.set();
+      m.unlock_upgrade_and_lock();
+      order.push_back('u');
+      m.unlock();
+    });
+    tried.wait();
+    wait_parked(upgrader, "upgrade to write");
+    EXPECT_FALSE(m.try_lock_shared());  // held back by the pending upgrade
+    EXPECT_FALSE(m.try_lock_upgrade());
+    auto writer = green::spawn([&] {
+      std::unique_lock lk(m);
+      order.push_back('w');
+    });
+    wait_parked(writer, "shared_mutex (write)");
+    release.set();
+    reader.join();
+    upgrader.join();
+    writer.join();
+    EXPECT_EQ(std::string(order.begin(), order.end()), "uw");
+  });
+}
+
+TEST_P(sync_test, shared_mutex_interrupted_upgrade_keeps_upgrade_ownership) {
+  run([&] {
+    green::shared_mutex m;
+    m.lock_shared();  // the upgrades below must wait for this reader
+    // Released by the RAII guard during unwinding: only works if still owned.
+    std::atomic<bool> released{false};
+    struct upgrade_guard {
+      green::shared_mutex& m;
+      std::atomic<bool>& released;
+      ~upgrade_guard() {
+        m.unlock_upgrade();
+        released = true;
+      }
+    };
+    auto killed = green::spawn([&] {
+      m.lock_upgrade();
+      upgrade_guard g{m, released};
+      m.unlock_upgrade_and_lock();
+    });
+    wait_parked(killed, "upgrade to write");
+    auto reader = green::spawn([&] { std::shared_lock lk(m); });
+    wait_parked(reader, "shared_mutex (read)");
+    killed.kill();
+    expect_killed(killed);
+    EXPECT_TRUE(released.load());
+    reader.join();  // let in once the pending upgrade left
+    auto timed = green::spawn([&] {
+      m.lock_upgrade();
+      {
+        green::timeout t(2ms);
+        EXPECT_THROW(m.unlock_upgrade_and_lock(), green::timeout_error);
+      }
+      EXPECT_FALSE(m.try_unlock_upgrade_and_lock_until(std::chrono::steady_clock::now() + 1ms));
+      m.unlock_upgrade();  // still the upgrader
+    });
+    timed.join();
+    m.unlock_shared();
+    EXPECT_TRUE(m.try_lock());
+    m.unlock();
+  });
+}
+
+TEST_P(sync_test, shared_mutex_conversions_between_exclusive_upgrade_and_shared) {
+  run([&] {
+    green::shared_mutex m;
+    auto probe = [&](bool shared, bool upgrade, bool exclusive) {
+      green::spawn([&] {
+        EXPECT_EQ(m.try_lock_shared(), shared);
+        if (shared) m.unlock_shared();
+        EXPECT_EQ(m.try_lock_upgrade(), upgrade);
+        if (upgrade) m.unlock_upgrade();
+        EXPECT_EQ(m.try_lock(), exclusive);
+        if (exclusive) m.unlock();
+      }).join();
+    };
+    m.lock();
+    probe(false, false, false);
+    m.unlock_and_lock_upgrade();
+    probe(true, false, false);
+    m.unlock_upgrade_and_lock();  // no other reader: at once
+    probe(false, false, false);
+    m.unlock_and_lock_shared();
+    probe(true, true, false);
+    m.unlock_shared();
+    m.lock_upgrade();
+    m.unlock_upgrade_and_lock_shared();
+    probe(true, true, false);
+    m.unlock_shared();
+    probe(true, true, true);
+  });
+}
+
+TEST_P(sync_test, shared_mutex_upgrade_misuse_is_reported) {
+  run([&] {
+    green::shared_mutex m;
+    using std::errc;
+    expect_system_error([&] { m.unlock_upgrade(); }, errc::operation_not_permitted, "upgrade ownership");
+    expect_system_error([&] { m.unlock_upgrade_and_lock(); }, errc::operation_not_permitted, "upgrade ownership");
+    expect_system_error([&] { m.unlock_and_lock_upgrade(); }, errc::operation_not_permitted, "exclusively");
+    expect_system_error([&] { m.unlock_and_lock_shared(); }, errc::operation_not_permitted, "exclusively");
+    m.lock_upgrade();
+    expect_system_error([&] { m.lock_upgrade(); }, errc::resource_deadlock_would_occur, "already holds upgrade");
+    expect_system_error([&] { m.lock(); }, errc::resource_deadlock_would_occur, "unlock_upgrade_and_lock");
+    expect_system_error([&] { m.unlock_shared(); }, errc::operation_not_permitted, "unlock_upgrade");
+    green::spawn([&] {
+      expect_system_error([&] { m.unlock_upgrade(); }, errc::operation_not_permitted, "upgrade ownership");
+    }).join();
+    std::thread([&] {
+      expect_system_error([&] { m.unlock_upgrade_and_lock_shared(); }, errc::operation_not_permitted, "upgrade");
+    }).join();
+    m.unlock_upgrade_and_lock();
+    expect_system_error([&] { m.lock_upgrade(); }, errc::resource_deadlock_would_occur, "exclusively");
+    m.unlock();
+  });
+}
+
+TEST_P(sync_test, shared_mutex_upgraders_readers_writers_fibers_and_threads) {
+  run([&] {
+    green::shared_mutex m;
+    long value = 0;
+    const int rounds = green::testing::scaled(200);
+    std::vector<green::fiber<void>> fs;
+    for (int i = 0; i < 3; ++i)  // upgraders: read, then add one without a writer in between
+      fs.push_back(green::spawn([&] {
+        for (int k = 0; k < rounds; ++k) {
+          m.lock_upgrade();
+          long v = value;
+          green::this_fiber::yield();
+          m.unlock_upgrade_and_lock();
+          EXPECT_EQ(value, v);
+          value = v + 1;
+          if (k % 2) {
+            m.unlock();
+          } else {
+            m.unlock_and_lock_shared();
+            m.unlock_shared();
+          }
+        }
+      }));
+    for (int i = 0; i < 3; ++i)
+      fs.push_back(green::spawn([&] {
+        for (int k = 0; k < rounds; ++k) {
+          std::shared_lock lk(m);
+          long v = value;
+          green::this_fiber::yield();
+          EXPECT_EQ(v, value);
+        }
+      }));
+    std::thread writer([&] {
+      for (int k = 0; k < rounds; ++k) {
+        std::unique_lock lk(m);
+        ++value;
+      }
+    });
+    for (auto& f : fs) f.join();
+    writer.join();
+    EXPECT_EQ(value, 4L * rounds);
+  });
+}
+
+TEST_P(sync_test, upgrade_lock_releases_upgrades_and_survives_interruption) {
+  run([&] {
+    green::shared_mutex m;
+    {
+      green::upgrade_lock lk(m);
+      EXPECT_TRUE(lk.owns_lock());
+      green::spawn([&] {
+        green::upgrade_lock other(m, std::try_to_lock);
+        EXPECT_FALSE(other);
+        std::shared_lock reader(m);  // readers still share
+      }).join();
+      expect_system_error([&] { lk.lock(); }, std::errc::resource_deadlock_would_occur, "already owns");
+      std::unique_lock w = lk.upgrade();
+      EXPECT_FALSE(lk.owns_lock());
+      EXPECT_TRUE(w.owns_lock());
+      expect_system_error([&] { lk.unlock(); }, std::errc::operation_not_permitted, "does not own");
+    }
+    EXPECT_TRUE(m.try_lock());  // both released
+    m.unlock();
+    // An interrupted upgrade() leaves the upgrade owned; unwinding releases it.
+    m.lock_shared();
+    auto killed = green::spawn([&] {
+      green::upgrade_lock lk(m, 1h);
+      auto w = lk.upgrade();
+    });
+    wait_parked(killed, "upgrade to write");
+    killed.kill();
+    expect_killed(killed);
+    std::thread([&] {
+      green::upgrade_lock lk(m, std::defer_lock);
+      EXPECT_TRUE(lk.try_lock());  // released by the killed fiber's unwinding
+    }).join();
+    m.unlock_shared();
   });
 }
 
@@ -686,6 +994,47 @@ TEST_P(sync_test, barrier_killed_waiter_withdraws) {
     b.arrive_and_drop();
     EXPECT_EQ(b.parties(), 1u);
     b.arrive_and_wait();  // alone now
+  });
+}
+
+TEST_P(sync_test, barrier_wait_for_times_out_and_withdraws_keeping_the_phase) {
+  run([&] {
+    int completions = 0;
+    green::barrier b(3, [&] { ++completions; });
+    auto first = green::spawn([&] { return b.arrive_and_wait(); });
+    wait_parked(first, "barrier");
+    EXPECT_EQ(b.arrive_and_wait_for(2ms), std::nullopt);  // 2 of 3: withdrawn
+    std::optional<std::size_t> thread_index;
+    std::thread([&] { thread_index = b.arrive_and_wait_for(1ms); }).join();  // a thread, likewise
+    EXPECT_EQ(thread_index, std::nullopt);
+    EXPECT_EQ(completions, 0);
+    // The phase is still open with one arrival: two more complete it.
+    std::thread t([&] { thread_index = b.arrive_and_wait_until(std::chrono::steady_clock::now() + 1h); });
+    auto last = b.arrive_and_wait_for(1h);
+    t.join();
+    ASSERT_TRUE(last.has_value());
+    ASSERT_TRUE(thread_index.has_value());
+    EXPECT_EQ(first.join(), 0u);
+    EXPECT_EQ(*last + *thread_index, 3u);  // indices 1 and 2
+    EXPECT_EQ(completions, 1);
+    // The last arrival never waits: a zero timeout completes the phase.
+    green::barrier one(1);
+    EXPECT_EQ(one.arrive_and_wait_for(0ms), std::optional<std::size_t>(0));
+  });
+}
+
+TEST_P(sync_test, barrier_wait_for_scope_timeout_raises_and_withdraws) {
+  run([&] {
+    green::barrier b(2);
+    auto timed = green::spawn([&] {
+      green::timeout t(2ms);
+      EXPECT_THROW(b.arrive_and_wait_for(1h), green::timeout_error);
+    });
+    timed.join();
+    auto a = green::spawn([&] { return b.arrive_and_wait_for(1h); });
+    wait_parked(a, "barrier");
+    EXPECT_EQ(b.arrive_and_wait(), 1u);
+    EXPECT_EQ(a.join(), std::optional<std::size_t>(0));
   });
 }
 

@@ -51,6 +51,13 @@ void wait_parked(const green::fiber<T>& f, const char* what) {
   }
 }
 
+// yield_until() lets other fibers run until `cond` holds (a test helper,
+// not a sync tool). Fiber context.
+template <class Cond>
+void yield_until(Cond cond) {
+  while (!cond()) green::this_fiber::yield();
+}
+
 // expect_killed() joins a fiber that must have been killed.
 template <class T>
 void expect_killed(green::fiber<T>& f) {

@@ -119,19 +119,25 @@ bool barrier::arrive_locked(std::unique_lock<sched::spinlock>& lk) {
   return true;
 }
 
-std::size_t barrier::arrive_and_wait() {
+std::size_t barrier::arrive_and_wait() { return *arrive_and_wait_until_(sched::no_deadline); }
+
+std::optional<std::size_t> barrier::arrive_and_wait_until_(sched::time_point deadline) {
   std::unique_lock lk(mu_);
   const std::size_t index = arrived_;
   const std::uint64_t phase = phase_;
   if (arrive_locked(lk)) return index;
   sched::waiter w;
   w.tag = phase;
-  sched::wake_reason r = detail::park_waiter(lk, q_, w, "barrier", sched::no_deadline);
+  sched::wake_reason r = detail::park_waiter(lk, q_, w, "barrier", deadline);
   if (r == sched::wake_reason::notified) return index;
-  if (phase_ == phase) --arrived_;  // withdraw: the phase has not completed
+  // lk is held and w unlinked. If the phase completed meanwhile, our arrival
+  // counted (and the completion ran for it): report the index, or raise.
+  const bool completed = phase_ != phase;
+  if (!completed) --arrived_;  // withdraw: the phase waits for one more
   lk.unlock();
-  detail::raise_interrupt(r);
-  return index;
+  detail::raise_interrupt(r);  // killed, scope timeout; returns for our own deadline
+  if (completed) return index;
+  return std::nullopt;
 }
 
 void barrier::arrive_and_drop() {

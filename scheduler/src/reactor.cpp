@@ -11,6 +11,7 @@
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -112,7 +113,9 @@ void reactor::unwatch(int fd) noexcept {
 
 void reactor::wake() noexcept {
   std::uint64_t one = 1;
-  ssize_t r = ::write(evfd_, &one, sizeof one);
+  // The raw syscall: wake() runs on fibers, and the patch library (which
+  // interposes write() for fibers) must not add its readiness probe here.
+  long r = ::syscall(SYS_write, evfd_, &one, sizeof one);
   (void)r;  // EAGAIN means the counter is already non-zero: a wake is pending
 }
 

@@ -55,6 +55,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <dirent.h>
+#include <fcntl.h>
+#include <time.h>
 #include <mutex>
 #include <ostream>
 #include <random>
@@ -170,7 +172,8 @@ struct alignas(64) worker {
   std::unique_ptr<std::atomic<fiber_base*>[]> ring;
   std::uint32_t cap = 256;
   std::atomic<fiber_base*> runnext{nullptr};
-  std::uint32_t tick = 0;
+  std::uint32_t tick = 61;        // counts picks down to the next global-queue/timer check
+  bool shuffle = false;           // cfg().shuffle, cached off the switch path
   std::uint32_t runnext_streak = 0;
   bool spinning = false;
 
@@ -192,6 +195,9 @@ struct alignas(64) worker {
 
   std::uint64_t rng = 0x9E3779B97F4A7C15ull;
   std::atomic<std::uint64_t> switches{0};   // relaxed: progress counter for dumps and the monitor
+  std::atomic<fiber_base*> running{nullptr};  // relaxed: what the monitor sees running (identity only)
+  std::atomic<std::uint32_t> dormant{0};    // spare workers: 1 while retired (futex word)
+  clockid_t cpu_clock{};                    // the thread's CPU-time clock; set by its creator, read by the monitor
   // count_switch(): owner only, so a plain load+store (no locked RMW on the switch path).
   void count_switch() noexcept { switches.store(switches.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
 
@@ -257,6 +263,19 @@ struct scheduler::impl {
   // stats
   std::atomic<std::uint64_t> spawned{0}, steals{0}, global_pushes{0}, deadlocks{0};
 
+  // workers[0, nslots) have been started; nactive of them are not dormant
+  // spares. Spares live in workers[nworkers, workers.size()).
+  unsigned nworkers = 1;
+  std::atomic<unsigned> nslots{0};
+  std::atomic<unsigned> nactive{0};
+
+  // monitor (see monitor_main())
+  std::thread monitor;
+  std::atomic<pid_t> monitor_tid{0};
+  std::atomic<std::uint32_t> mon_word{0};  // 0 ticking, 1 asleep (all idle), 2 stop
+  std::atomic<std::uint32_t> nstuck{0};
+  std::atomic<std::uint64_t> stuck_reports{0}, spares_started{0}, monitor_polls{0};
+
   // schedtrace
   std::thread tracer;
   std::mutex trace_mu;
@@ -267,7 +286,7 @@ struct scheduler::impl {
   void push_global(fiber_base* first, fiber_base* last, std::size_t n) noexcept;
   fiber_base* take_global(worker& w) noexcept;
   void make_runnable(fiber_base* f, bool lifo = true) noexcept;
-  void wakep() noexcept;
+  void wakep(bool local = false) noexcept;
   void notify(worker& w) noexcept;
   void sleep(worker& w, time_point deadline) noexcept;
   void leave_idle(worker& w) noexcept;
@@ -280,6 +299,12 @@ struct scheduler::impl {
   void run_fiber(worker& w, fiber_base* f) noexcept;
   void exit_cleanup(worker& w, fiber_base* f) noexcept;
   std::string build_report();
+  void monitor_main() noexcept;
+  void wake_monitor() noexcept;
+  void activate_spare() noexcept;
+  void hand_off(worker& v) noexcept;
+  void retire(worker& w) noexcept;
+  std::string describe(fiber_base* f);
 };
 
 struct sched_access {
@@ -563,7 +588,7 @@ void worker::push(fiber_base* f, bool lifo) noexcept {
   f->state_.store(fiber_state::runnable, std::memory_order_relaxed);
   // Shuffle may demote a LIFO push to the tail, never promote a tail push:
   // FIFO order among tail pushes (yields, expired timers) is a guarantee.
-  if (lifo && s->cfg().shuffle && (xorshift(rng) & 1)) lifo = false;
+  if (lifo && shuffle && (xorshift(rng) & 1)) lifo = false;
   if (lifo) {
     // acq_rel: release publishes f to a thief that takes runnext; acquire
     // gets the old occupant that we move to the ring.
@@ -612,13 +637,15 @@ GREEN_NOINLINE_COLD bool worker::push_overflow(fiber_base* f, std::uint32_t h, s
 }
 
 fiber_base* worker::pick_local() noexcept {
-  ++tick;
-  if (tick % 61 == 0 && im->gsize.load(std::memory_order_relaxed) != 0) {
-    if (fiber_base* f = im->take_global(*this)) return f;
+  if (--tick == 0) {
+    tick = 61;
+    if (timers.size() != 0) timers.fire_expired(clock::now());
+    if (im->gsize.load(std::memory_order_relaxed) != 0) {
+      if (fiber_base* f = im->take_global(*this)) return f;
+    }
   }
-  if (tick % 61 == 0 && timers.size() != 0) timers.fire_expired(clock::now());
   fiber_base* f = runnext.load(std::memory_order_relaxed);
-  bool skip = runnext_streak >= 16 || (s->cfg().shuffle && (xorshift(rng) & 3) == 0);
+  bool skip = runnext_streak >= 16 || (shuffle && (xorshift(rng) & 3) == 0);
   if (f != nullptr && !skip) {
     if (runnext.compare_exchange_strong(f, nullptr, std::memory_order_acquire)) {
       ++runnext_streak;
@@ -689,7 +716,7 @@ fiber_base* scheduler::impl::take_global(worker& w) noexcept {
     std::lock_guard lk(gmu);
     std::size_t size = gsize.load(std::memory_order_relaxed);
     if (size == 0) return nullptr;
-    n = std::min<std::size_t>({size / workers.size() + 1, w.cap / 2, std::size_t(room) + 1, size});
+    n = std::min<std::size_t>({size / nactive.load(std::memory_order_relaxed) + 1, w.cap / 2, std::size_t(room) + 1, size});
     first = ghead;
     fiber_base* last = first;
     for (std::size_t i = 1; i < n; ++i) last = last->next_;
@@ -711,16 +738,23 @@ void scheduler::impl::make_runnable(fiber_base* f, bool lifo) noexcept {
   worker* w = this_worker();
   if (w && w->s == self) {
     w->push(f, lifo);
+    wakep(true);
   } else {
     push_global(f, f, 1);
+    wakep();
   }
-  wakep();
 }
 
-void scheduler::impl::wakep() noexcept {
+// wakep(local): `local` says the work just made runnable sits in the calling
+// worker's own queue. Then no fence: if the loads below are reordered before
+// that push and an idle worker misses it in its re-check, the work is still
+// run, by us, as soon as we switch (only parallelism is lost, briefly; Go's
+// wakep() makes the same trade with plain loads). Work put where no running
+// worker will look (the global queue from outside) needs the fence.
+void scheduler::impl::wakep(bool local) noexcept {
   // seq_cst: orders the push that precedes with the loads below, against the
   // idle side's npidle++ / nmspinning-- then re-check (Dekker).
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (!local) std::atomic_thread_fence(std::memory_order_seq_cst);
   if (npidle.load(std::memory_order_seq_cst) == 0) {
     // Nobody sleeps. The thread that called us may be outside the runtime with
     // every worker busy: they will see the global queue within 61 ticks.
@@ -770,17 +804,23 @@ void scheduler::impl::sleep(worker& w, time_point deadline) noexcept {
 }
 
 void scheduler::impl::leave_idle(worker& w) noexcept {
-  std::lock_guard lk(idle_mu);
-  if (w.idle_listed) {
-    idle.erase(std::find(idle.begin(), idle.end(), &w));
-    w.idle_listed = false;
-    npidle.fetch_sub(1, std::memory_order_seq_cst);
-  } else if (w.wake_spinning) {
-    // A waker took us off the list and counted us as spinning.
-    w.wake_spinning = false;
-    w.spinning = true;
+  {
+    std::lock_guard lk(idle_mu);
+    if (w.idle_listed) {
+      idle.erase(std::find(idle.begin(), idle.end(), &w));
+      w.idle_listed = false;
+      npidle.fetch_sub(1, std::memory_order_seq_cst);
+    } else if (w.wake_spinning) {
+      // A waker took us off the list and counted us as spinning.
+      w.wake_spinning = false;
+      w.spinning = true;
+    }
+    w.token.store(0, std::memory_order_relaxed);
   }
-  w.token.store(0, std::memory_order_relaxed);
+  // seq_cst: after our npidle-- (above, or the waker's), against the
+  // monitor's store of 1 then its npidle check (Dekker): either it sees us
+  // busy, or we see it asleep and wake it.
+  if (mon_word.load(std::memory_order_seq_cst) == 1) wake_monitor();
 }
 
 fiber_base* scheduler::impl::found(worker& w, fiber_base* f) noexcept {
@@ -793,9 +833,13 @@ fiber_base* scheduler::impl::found(worker& w, fiber_base* f) noexcept {
 }
 
 fiber_base* scheduler::impl::find_runnable(worker& w) noexcept {
-  const std::size_t n = workers.size();
   for (;;) {
     if (stop.load(std::memory_order_acquire)) return nullptr;
+    if (w.index >= nworkers && nstuck.load(std::memory_order_relaxed) == 0 && w.timers.size() == 0) {
+      retire(w);
+      continue;
+    }
+    const std::size_t n = nslots.load(std::memory_order_acquire);  // acquire: a started spare's slot
     time_point now = clock::now();
     w.timers.fire_expired(now);
     if (fiber_base* f = w.pick_local()) return found(w, f);
@@ -803,7 +847,7 @@ fiber_base* scheduler::impl::find_runnable(worker& w) noexcept {
 
     // Steal, unless enough workers already search (no thundering herd).
     if (!w.spinning) {
-      std::uint32_t busy = static_cast<std::uint32_t>(n) - npidle.load(std::memory_order_seq_cst);
+      std::uint32_t busy = nactive.load(std::memory_order_seq_cst) - npidle.load(std::memory_order_seq_cst);
       if (2 * nmspinning.load(std::memory_order_seq_cst) < busy) {
         w.spinning = true;
         nmspinning.fetch_add(1, std::memory_order_seq_cst);
@@ -848,7 +892,7 @@ fiber_base* scheduler::impl::find_runnable(worker& w) noexcept {
       }
       continue;
     }
-    if (npidle.load(std::memory_order_seq_cst) == n) check_deadlock(w);
+    if (npidle.load(std::memory_order_seq_cst) == nactive.load(std::memory_order_seq_cst)) check_deadlock(w);
     if (!stop.load(std::memory_order_acquire)) sleep(w, w.timers.earliest());
     leave_idle(w);
   }
@@ -893,7 +937,10 @@ void worker::switch_out(worker* w, after a, after_switch_fn cb, void* cb_arg) no
   if (next == nullptr && a == after::yield) {
     next = w->im->take_global(*w);
     if (next && !w->start(next)) next = nullptr;
-    if (next == nullptr) return;  // nothing else to run: keep running
+    if (next == nullptr) {
+      w->count_switch();  // progress for the monitor: this fiber does yield
+      return;             // nothing else to run: keep running
+    }
   }
   w->pending = a;
   w->prev = prev;
@@ -902,6 +949,7 @@ void worker::switch_out(worker* w, after a, after_switch_fn cb, void* cb_arg) no
   prev->saved_errno_ = *errno_slot();
   w->count_switch();
   context* to;
+  w->running.store(next, std::memory_order_relaxed);
   if (next) {
     w->current = next;
     next->state_.store(fiber_state::running, std::memory_order_relaxed);
@@ -939,7 +987,7 @@ void worker::after_switch() noexcept {
       if (!p->parker_.word.compare_exchange_strong(expect, parker::make(prev_gen, parker::parked),
                                                    std::memory_order_acq_rel, std::memory_order_acquire)) {
         push(p, true);  // woken while switching out: run it again
-        im->wakep();
+        im->wakep(true);
       }
       return;
     }
@@ -1018,6 +1066,7 @@ fiber_base* worker::pick_startable() noexcept {
 void scheduler::impl::run_fiber(worker& w, fiber_base* f) noexcept {
   if (!w.start(f)) return;
   w.current = f;
+  w.running.store(f, std::memory_order_relaxed);
   f->state_.store(fiber_state::running, std::memory_order_relaxed);
   f->last_worker_.store(w.index, std::memory_order_relaxed);
   w.count_switch();
@@ -1127,6 +1176,9 @@ std::string scheduler::impl::build_report() {
 }
 
 void scheduler::impl::check_deadlock(worker& w) noexcept {
+  // Cheap exits first: this runs each time the last worker goes idle.
+  if (io_waiters() != 0) return;  // a peer may still write to that fd
+  if (w.timers.size() != 0) return;
   std::lock_guard main_lk(main_mu);
   fiber_base* m = main.load(std::memory_order_acquire);
   if (m == nullptr || self->cfg_.on_deadlock == deadlock_policy::ignore) return;
@@ -1134,13 +1186,13 @@ void scheduler::impl::check_deadlock(worker& w) noexcept {
   for (auto& v : workers)
     if (v->timers.size() != 0 || v->has_work()) return;
   if (gsize.load(std::memory_order_acquire) != 0) return;
-  if (io_waiters() != 0) return;  // a peer may still write to that fd
-  if (npidle.load(std::memory_order_seq_cst) != workers.size()) return;
+  if (npidle.load(std::memory_order_seq_cst) != nactive.load(std::memory_order_seq_cst)) return;
   std::uint64_t mw = m->parker_.word.load(std::memory_order_acquire);
   if (parker::status(mw) != parker::parked) return;
   std::vector<pid_t> ours;
   for (auto& v : workers) ours.push_back(v->tid.load(std::memory_order_relaxed));
   ours.push_back(main_waiter_tid.load(std::memory_order_relaxed));
+  ours.push_back(monitor_tid.load(std::memory_order_relaxed));
   if (outside_threads_exist(ours)) return;
   std::string text = build_report();
   deadlocks.fetch_add(1, std::memory_order_relaxed);
@@ -1159,6 +1211,223 @@ void scheduler::impl::check_deadlock(worker& w) noexcept {
 std::string scheduler::deadlock_report() const {
   std::lock_guard lk(impl_->report_mu);
   return impl_->report;
+}
+
+// ---------------------------------------------------------------------------
+// monitor
+//
+// One thread per runtime (Go's sysmon). Every limit/2 it samples each
+// started worker's `running` fiber and switch count: a worker whose count
+// has not moved for `limit` while it runs a fiber is stuck (a blocking call
+// the patch layer does not cover, a long computation). The fiber is reported
+// once; its queued fibers move to the global queue (hand_off()), where idle
+// workers (woken for it) and busy ones (every 61 picks, and at each yield
+// that finds nothing local) take them; if every worker is stuck, a spare
+// worker is started (or woken from retirement). Spares retire when nothing is stuck
+// and they hold no timers. The monitor also polls the reactor when fibers
+// wait on fds and no worker has polled for `limit` (every worker busy).
+// When every worker is idle it sleeps until a worker wakes up, so an idle
+// runtime costs no CPU.
+//
+// Cost: a relaxed store of `running` per switch (same cache line as the
+// switch count); the monitor's own wake-ups, limit/2 apart, only while
+// some worker is busy.
+
+void scheduler::impl::wake_monitor() noexcept {
+  std::uint32_t expect = 1;
+  // seq_cst: pairs with the monitor's store of 1 before its npidle check
+  if (mon_word.compare_exchange_strong(expect, 0, std::memory_order_seq_cst)) futex_wake(&mon_word, 1);
+}
+
+// describe() names a fiber for a report, if it is still alive (the registry
+// lock keeps it so while we read).
+std::string scheduler::impl::describe(fiber_base* f) {
+  for (auto& sh : shards) {
+    std::lock_guard lk(sh->mu);
+    for (fiber_base* g = sh->head; g; g = g->reg_next_) {
+      if (g != f) continue;
+      std::ostringstream out;
+      out << "fiber #" << g->id() << " '" << g->name() << "'";
+      if (g->parent_id_ != 0) out << " (spawned by fiber #" << g->parent_id_ << ")";
+      else out << " (spawned from a thread)";
+      return out.str();
+    }
+  }
+  return {};
+}
+
+// hand_off() moves the queued fibers of a stuck worker to the global queue,
+// where every other worker looks (idle ones when woken, busy ones every 61
+// picks and whenever a yield finds nothing local). Claims slots with the same
+// CAS on head as a thief. Monitor only.
+void scheduler::impl::hand_off(worker& v) noexcept {
+  fiber_base* batch[256];  // the monitor's own stack; one claim per 256 fibers
+  for (;;) {
+    std::uint32_t h = v.head.load(std::memory_order_acquire);
+    std::uint32_t t = v.tail.load(std::memory_order_acquire);  // acquire: pairs with the owner's release of tail
+    std::uint32_t n = t - h;
+    if (n == 0) break;
+    if (n > v.cap) continue;  // inconsistent snapshot
+    n = std::min<std::uint32_t>(n, 256);
+    for (std::uint32_t i = 0; i < n; ++i) batch[i] = v.ring[(h + i) & (v.cap - 1)].load(std::memory_order_relaxed);
+    if (!v.head.compare_exchange_weak(h, h + n, std::memory_order_acq_rel)) continue;
+    for (std::uint32_t i = 0; i + 1 < n; ++i) batch[i]->next_ = batch[i + 1];
+    push_global(batch[0], batch[n - 1], n);
+  }
+  fiber_base* f = v.runnext.load(std::memory_order_acquire);
+  if (f && v.runnext.compare_exchange_strong(f, nullptr, std::memory_order_acq_rel)) push_global(f, f, 1);
+  wakep();
+}
+
+// activate_spare() wakes a retired spare, or starts a new one. Monitor only.
+void scheduler::impl::activate_spare() noexcept {
+  unsigned started = nslots.load(std::memory_order_relaxed);  // only the monitor writes it
+  for (unsigned i = nworkers; i < started; ++i) {
+    worker& v = *workers[i];
+    if (v.dormant.load(std::memory_order_seq_cst) == 1) {
+      nactive.fetch_add(1, std::memory_order_seq_cst);
+      v.dormant.store(0, std::memory_order_seq_cst);
+      futex_wake(&v.dormant, 1);
+      spares_started.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+  }
+  if (started >= workers.size()) return;  // every spare is already running
+  worker* wp = workers[started].get();
+  nactive.fetch_add(1, std::memory_order_seq_cst);
+  nslots.store(started + 1, std::memory_order_release);  // release: its slot is ready for thieves
+  try {
+    wp->thread = std::thread([this, wp] { worker_main(*wp); });
+    pthread_getcpuclockid(wp->thread.native_handle(), &wp->cpu_clock);
+    spares_started.fetch_add(1, std::memory_order_relaxed);
+  } catch (...) {
+    nactive.fetch_sub(1, std::memory_order_seq_cst);  // no thread: its slot stays empty
+  }
+}
+
+// retire() parks a spare worker until the monitor needs it again. Its
+// queue goes to the global queue first. The spare itself only.
+void scheduler::impl::retire(worker& w) noexcept {
+  if (w.spinning) {
+    w.spinning = false;
+    nmspinning.fetch_sub(1, std::memory_order_seq_cst);
+  }
+  while (fiber_base* f = w.pick_local()) push_global(f, f, 1);
+  w.dormant.store(1, std::memory_order_seq_cst);
+  nactive.fetch_sub(1, std::memory_order_seq_cst);
+  wakep();  // the work we handed on, or the spinner role we gave up
+  while (w.dormant.load(std::memory_order_seq_cst) == 1 && !stop.load(std::memory_order_acquire))
+    futex_wait(&w.dormant, 1, no_deadline);
+}
+
+namespace {
+clock::duration thread_cpu(const worker& v) noexcept {
+  timespec ts{};
+  if (clock_gettime(v.cpu_clock, &ts) != 0) return {};
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+
+// thread_blocked() is true when the worker's thread sleeps in the kernel
+// (state S or D in /proc: a blocking call).
+bool thread_blocked(const worker& v) noexcept {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/task/%d/stat", static_cast<int>(v.tid.load(std::memory_order_relaxed)));
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[256];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return false;
+  buf[n] = 0;
+  const char* paren = std::strrchr(buf, ')');  // the name may hold spaces and parens
+  if (paren == nullptr || paren[1] == 0 || paren[2] == 0) return false;
+  return paren[2] == 'S' || paren[2] == 'D';
+}
+}  // namespace
+
+void scheduler::impl::monitor_main() noexcept {
+  monitor_tid.store(static_cast<pid_t>(::syscall(SYS_gettid)), std::memory_order_release);
+  char name[16];
+  std::snprintf(name, sizeof name, "%.9s-mon", self->cfg_.name.c_str());
+  pthread_setname_np(pthread_self(), name);
+  const clock::duration limit = self->cfg_.monitor_limit;
+  struct seen {
+    std::uint64_t switches = 0;
+    time_point since{};
+    clock::duration cpu{};  // the thread's CPU time at `since`
+    bool reported = false;
+  };
+  std::vector<seen> last(workers.size());
+  for (;;) {
+    std::uint32_t word = mon_word.load(std::memory_order_seq_cst);
+    if (word == 2) return;
+    futex_wait(&mon_word, 0, clock::now() + limit / 2);
+    if (mon_word.load(std::memory_order_seq_cst) == 2) return;
+    time_point now = clock::now();
+    unsigned started = nslots.load(std::memory_order_relaxed);
+    std::uint32_t stuck = 0;
+    bool stuck_work = false;
+    for (unsigned i = 0; i < started; ++i) {
+      worker& v = *workers[i];
+      fiber_base* f = v.running.load(std::memory_order_relaxed);
+      std::uint64_t sw = v.switches.load(std::memory_order_relaxed);
+      seen& e = last[i];
+      if (f == nullptr || sw != e.switches) {
+        e = seen{sw, now, thread_cpu(v), false};
+        continue;
+      }
+      if (now - e.since < limit) continue;
+      // No switch for `limit`. Stuck if the thread computed most of that
+      // time or sleeps in the kernel; a runnable thread the OS simply did
+      // not run (a loaded machine) is not stuck, and a spare would only add
+      // to the load.
+      if (!e.reported && thread_cpu(v) - e.cpu < limit / 2 && !thread_blocked(v)) continue;
+      ++stuck;
+      if (v.has_work()) {
+        hand_off(v);
+        stuck_work = true;
+      }
+      if (!e.reported) {
+        e.reported = true;
+        std::string who = describe(f);
+        if (!who.empty()) {
+          stuck_reports.fetch_add(1, std::memory_order_relaxed);
+          auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - e.since).count();
+          std::fprintf(stderr,
+                       "green: monitor: %s has held worker %u for %lld ms without switching (a blocking call "
+                       "or a long computation); other fibers move to other workers. Use green::to_thread for "
+                       "blocking calls, or the patch library.\n",
+                       who.c_str(), v.index, static_cast<long long>(ms));
+        }
+      }
+    }
+    nstuck.store(stuck, std::memory_order_relaxed);
+    // The stuck workers' queues are in the global queue now. Idle workers
+    // were woken for it, busy ones look there; if every worker is stuck,
+    // nobody will: start a spare.
+    if (stuck != 0 && (stuck_work || gsize.load(std::memory_order_relaxed) != 0) &&
+        npidle.load(std::memory_order_seq_cst) == 0 && stuck >= nactive.load(std::memory_order_seq_cst))
+      activate_spare();
+    // Fibers wait on fds but every worker is busy, so nobody polls: poll here.
+    if (io_waiters() != 0 && now - poller.last_poll() >= limit) {
+      bool expect = false;
+      if (poller_busy.compare_exchange_strong(expect, true, std::memory_order_acquire)) {
+        if (poller.poll_now() > 0) monitor_polls.fetch_add(1, std::memory_order_relaxed);
+        poller_busy.store(false, std::memory_order_release);
+      }
+    }
+    // Everything idle: sleep until a worker wakes (see find_runnable()).
+    if (stuck == 0 && npidle.load(std::memory_order_seq_cst) == nactive.load(std::memory_order_seq_cst)) {
+      std::uint32_t zero = 0;
+      if (!mon_word.compare_exchange_strong(zero, 1, std::memory_order_seq_cst)) continue;  // stop
+      if (npidle.load(std::memory_order_seq_cst) == nactive.load(std::memory_order_seq_cst)) {
+        while (mon_word.load(std::memory_order_seq_cst) == 1) futex_wait(&mon_word, 1, no_deadline);
+      } else {
+        std::uint32_t one = 1;
+        mon_word.compare_exchange_strong(one, 0, std::memory_order_seq_cst);
+      }
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -1222,28 +1491,43 @@ scheduler::scheduler(config cfg) : cfg_(std::move(cfg)), impl_(std::make_unique<
                                  cfg_.shuffle_seed, cfg_.shuffle_seed);
   if (unsigned ms = env_unsigned("GREEN_SCHEDTRACE", 0)) cfg_.schedtrace = std::chrono::milliseconds(ms);
   nworkers_ = cfg_.workers;
+  if (unsigned ms = env_unsigned("GREEN_MONITOR_MS", ~0u); ms != ~0u) cfg_.monitor_limit = std::chrono::milliseconds(ms);
+  if (cfg_.monitor_limit.count() < 0)
+    throw std::invalid_argument("green: monitor_limit must not be negative, got " +
+                                std::to_string(cfg_.monitor_limit.count()) + " ms");
   install_segv_handler();
 
   impl& m = *impl_;
-  for (unsigned i = 0; i <= nworkers_; ++i) m.shards.push_back(std::make_unique<registry_shard>());
-  for (unsigned i = 0; i < nworkers_; ++i) {
+  const unsigned spares = cfg_.monitor_limit.count() > 0 ? cfg_.max_spare_workers : 0;
+  m.nworkers = nworkers_;
+  // One registry shard per worker slot, plus the last for outside spawns.
+  for (unsigned i = 0; i <= nworkers_ + spares; ++i) m.shards.push_back(std::make_unique<registry_shard>());
+  for (unsigned i = 0; i < nworkers_ + spares; ++i) {
     auto w = std::make_unique<worker>();
     w->s = this;
     w->im = &m;
     w->index = i;
     w->cap = cfg_.run_queue_capacity;
+    w->shuffle = cfg_.shuffle;
     w->ring.reset(new std::atomic<fiber_base*>[w->cap]);
     for (std::uint32_t k = 0; k < w->cap; ++k) w->ring[k].store(nullptr, std::memory_order_relaxed);
     w->rng = (cfg_.shuffle ? cfg_.shuffle_seed : 0x9E3779B97F4A7C15ull) + 0x632BE59BD9B4E019ull * (i + 1);
     m.workers.push_back(std::move(w));
   }
-  for (auto& w : m.workers) {
-    worker* wp = w.get();
+  m.nslots.store(nworkers_, std::memory_order_relaxed);
+  m.nactive.store(nworkers_, std::memory_order_relaxed);
+  for (unsigned i = 0; i < nworkers_; ++i) {
+    worker* wp = m.workers[i].get();
     wp->thread = std::thread([&m, wp] { m.worker_main(*wp); });
+    pthread_getcpuclockid(wp->thread.native_handle(), &wp->cpu_clock);
   }
   // Wait until every worker has published its tid (deadlock detection uses them).
-  for (auto& w : m.workers)
-    while (w->tid.load(std::memory_order_acquire) == 0) std::this_thread::yield();
+  for (unsigned i = 0; i < nworkers_; ++i)
+    while (m.workers[i]->tid.load(std::memory_order_acquire) == 0) std::this_thread::yield();
+  if (cfg_.monitor_limit.count() > 0) {
+    m.monitor = std::thread([&m] { m.monitor_main(); });
+    while (m.monitor_tid.load(std::memory_order_acquire) == 0) std::this_thread::yield();
+  }
   if (cfg_.schedtrace.count() > 0) {
     m.tracer = std::thread([this, &m] {
       std::unique_lock lk(m.trace_mu);
@@ -1283,13 +1567,22 @@ scheduler::~scheduler() {
     m.drain_cv.wait_for(lk, std::chrono::milliseconds(10),
                         [&] { return live_.load(std::memory_order_acquire) == 0; });
   }
+  if (m.monitor.joinable()) {
+    m.mon_word.store(2, std::memory_order_seq_cst);
+    futex_wake(&m.mon_word, 1);
+    m.monitor.join();
+  }
   m.stop.store(true, std::memory_order_release);
   for (auto& w : m.workers) {
+    if (!w->thread.joinable()) continue;
     w->token.store(0, std::memory_order_relaxed);
     m.notify(*w);
     m.poller.wake();
+    w->dormant.store(0, std::memory_order_seq_cst);
+    futex_wake(&w->dormant, 1);
   }
-  for (auto& w : m.workers) w->thread.join();
+  for (auto& w : m.workers)
+    if (w->thread.joinable()) w->thread.join();
   io_internal::forget(&m.poller);
   stack_allocator::instance().trim();
   if (m.tracer.joinable()) {
@@ -1313,13 +1606,14 @@ void scheduler::spawn(fiber_base* f, std::size_t stack_size) {
   f->stack_size_ = stack_size ? stack_size : cfg_.stack_size;
   f->sched_ = this;
   f->spawned_on_ = local ? w->index : ~0u;
+  f->parent_id_ = (local && w->current) ? w->current->id_ : 0;
   live_.fetch_add(1, std::memory_order_relaxed);
   m.spawned.fetch_add(1, std::memory_order_relaxed);
-  m.register_fiber(f, local ? w->index : nworkers_);
+  m.register_fiber(f, local ? w->index : static_cast<unsigned>(m.shards.size() - 1));
   f->state_.store(fiber_state::runnable, std::memory_order_relaxed);
   if (local) {
     w->push(f, true);
-    m.wakep();
+    m.wakep(true);
   } else {
     m.push_global(f, f, 1);
     m.wakep();
@@ -1363,6 +1657,9 @@ scheduler::stats scheduler::get_stats() const noexcept {
   s.steals = impl_->steals.load(std::memory_order_relaxed);
   s.global_pushes = impl_->global_pushes.load(std::memory_order_relaxed);
   s.deadlocks = impl_->deadlocks.load(std::memory_order_relaxed);
+  s.stuck_reports = impl_->stuck_reports.load(std::memory_order_relaxed);
+  s.spares_started = impl_->spares_started.load(std::memory_order_relaxed);
+  s.monitor_polls = impl_->monitor_polls.load(std::memory_order_relaxed);
   return s;
 }
 
@@ -1371,6 +1668,7 @@ void scheduler::dump(std::ostream& out) {
   out << "green runtime '" << cfg_.name << "': " << nworkers_ << " workers, " << live_fibers() << " fibers, "
       << m.npidle.load() << " idle, " << m.nmspinning.load() << " spinning, global queue " << m.gsize.load() << "\n";
   for (auto& w : m.workers) {
+    if (w->index >= m.nslots.load(std::memory_order_acquire)) break;
     out << "  worker " << w->index << ": queue " << w->queued() << ", timers " << w->timers.size()
         << ", switches " << w->switches.load(std::memory_order_relaxed) << "\n";
   }

@@ -180,7 +180,12 @@ auto spawn_on(sched::scheduler& s, spawn_options opts, F&& fn, Args&&... args) {
   auto* f = make_fiber(std::forward<F>(fn), std::forward<Args>(args)...);
   if (!opts.name.empty()) f->set_name(std::move(opts.name));
   fiber<R> handle(f);  // the handle's reference
-  s.spawn(f, opts.stack_size);  // takes over the creation reference
+  try {
+    s.spawn(f, opts.stack_size);  // takes over the creation reference
+  } catch (...) {
+    f->release();  // not taken over: drop it; the handle drops its own
+    throw;
+  }
   return handle;
 }
 }  // namespace detail

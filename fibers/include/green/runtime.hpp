@@ -36,7 +36,12 @@ class runtime {
     auto* f = detail::make_fiber(std::forward<F>(fn), std::forward<Args>(args)...);
     f->set_name("main");
     fiber<std::invoke_result_t<std::decay_t<F>, std::decay_t<Args>...>> handle(f);
-    sched_.run_main(f);
+    try {
+      sched_.run_main(f);  // takes over the creation reference
+    } catch (...) {
+      f->release();  // not taken over; the handle drops its own
+      throw;
+    }
     return handle.join();
   }
 

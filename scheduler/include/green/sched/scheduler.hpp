@@ -50,7 +50,8 @@ enum class deadlock_policy : std::uint8_t {
 };
 
 // Runtime configuration. Environment variables override the defaults:
-// GREEN_WORKERS, GREEN_SHUFFLE (seed), GREEN_SCHEDTRACE (period in ms).
+// GREEN_WORKERS, GREEN_SHUFFLE (seed), GREEN_SCHEDTRACE (period in ms),
+// GREEN_MONITOR_MS (monitor limit; 0 disables).
 struct config {
   unsigned workers = 0;                      // 0: one per core (or GREEN_WORKERS)
   std::size_t stack_size = 64 * 1024;        // default fiber stack, bytes
@@ -61,6 +62,12 @@ struct config {
   std::uint64_t shuffle_seed = 0;            // 0: pick one and print it
   std::chrono::milliseconds schedtrace{0};   // >0: dump every period to stderr
   std::string name = "green";                // prefix of worker thread names
+  // The monitor: a fiber that keeps its worker from switching for longer
+  // than this is reported once, and the worker's queued fibers are handed to
+  // other workers (a spare worker is started if none is idle). 0: no monitor.
+  // GREEN_MONITOR_MS overrides.
+  std::chrono::milliseconds monitor_limit{10};
+  unsigned max_spare_workers = 8;            // spares the monitor may start
 };
 
 // The park word of a fiber or an OS thread.
@@ -235,6 +242,7 @@ class fiber_base {
   fiber_base* reg_next_ = nullptr;
   unsigned reg_shard_ = 0;
   unsigned spawned_on_ = ~0u;      // worker index it was spawned on (tests)
+  std::uint64_t parent_id_ = 0;    // the fiber that spawned it, 0: a plain thread (reports)
   std::atomic<unsigned> last_worker_{~0u};  // worker it last ran on (dumps); relaxed
 };
 
@@ -287,11 +295,15 @@ class scheduler {
 
   // spawn() gives `f` a stack and makes it runnable. Takes over the caller's
   // reference to f and adds one for the runtime. stack_size 0: the default.
-  // Any thread. Throws std::system_error if no stack can be mapped.
+  // Any thread. Throws std::logic_error once the runtime is shutting down;
+  // then the caller keeps its reference. (A stack is mapped when the fiber
+  // first runs; if that fails, the fiber ends with the std::system_error.)
   void spawn(fiber_base* f, std::size_t stack_size = 0);
   // run_main() spawns `f` as the main fiber and blocks the calling thread
   // until it is done. The deadlock detector reports while a main fiber runs.
   // Must not be called from a fiber of this runtime (std::logic_error).
+  // Takes over the caller's reference like spawn(); if it throws, the
+  // caller keeps it.
   void run_main(fiber_base* f);
 
   std::size_t live_fibers() const noexcept { return live_.load(std::memory_order_acquire); }
@@ -307,6 +319,9 @@ class scheduler {
     std::uint64_t steals = 0;          // fibers taken from another worker's queue
     std::uint64_t global_pushes = 0;   // fibers that went through the global queue
     std::uint64_t deadlocks = 0;
+    std::uint64_t stuck_reports = 0;   // fibers the monitor reported as holding their worker
+    std::uint64_t spares_started = 0;  // spare workers the monitor started or woke
+    std::uint64_t monitor_polls = 0;   // I/O polls the monitor made for busy workers
   };
   stats get_stats() const noexcept;
 

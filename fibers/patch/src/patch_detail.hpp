@@ -1,0 +1,78 @@
+// Internals shared by the patch library's translation units.
+#pragma once
+
+#include <dlfcn.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+
+#include "green/sched/io.hpp"
+#include "green/sched/scheduler.hpp"
+
+// The runtime's symbols are weak references: the executable exports them
+// (greenfiber::patch adds the link options), and a process without a
+// greenfiber runtime, say a child that inherited LD_PRELOAD, still loads
+// this library and gets libc's behaviour everywhere.
+namespace green::sched {
+__attribute__((weak)) fiber_base* current_fiber() noexcept;
+__attribute__((weak)) wake_reason wait_fd(int fd, io_dir dir, time_point deadline) noexcept;
+__attribute__((weak)) void notify_close(int fd) noexcept;
+__attribute__((weak)) ticket prepare_park() noexcept;
+__attribute__((weak)) wake_reason park(ticket t, const char* what, time_point deadline, after_switch_fn after,
+                                       void* after_arg) noexcept;
+__attribute__((weak)) bool wake(ticket t, wake_reason r) noexcept;
+}  // namespace green::sched
+
+namespace green::patch::detail {
+
+// decltype(&::read) carries glibc's access/nonnull attributes, which a
+// function-pointer template argument drops; that is all the warning says.
+#pragma GCC diagnostic ignored "-Wignored-attributes"
+
+// real<F>() is libc's own F: the next definition after this library in the
+// lookup order (dlsym(RTLD_NEXT)). Resolved on first use, because other
+// libraries' constructors may call an interposed function before ours runs.
+template <class Fn>
+struct real_fn {
+  const char* name;
+  std::atomic<Fn> fn{nullptr};
+  Fn get() noexcept {
+    Fn f = fn.load(std::memory_order_relaxed);  // relaxed: every thread resolves the same value
+    if (__builtin_expect(f != nullptr, 1)) return f;
+    f = reinterpret_cast<Fn>(::dlsym(RTLD_NEXT, name));
+    if (f == nullptr) {
+      std::fprintf(stderr, "green::patch: dlsym(RTLD_NEXT, \"%s\") failed: %s\n", name, ::dlerror());
+      std::abort();
+    }
+    fn.store(f, std::memory_order_relaxed);
+    return f;
+  }
+};
+#define GREEN_REAL(name) ::green::patch::detail::real_##name.get()
+#define GREEN_DECLARE_REAL(name) extern ::green::patch::detail::real_fn<decltype(&::name)> real_##name
+#define GREEN_DEFINE_REAL(name) ::green::patch::detail::real_fn<decltype(&::name)> real_##name{#name}
+
+// on_fiber() is true when an interposed call must cooperate: patching is
+// enabled, the greenfiber runtime is in the process and the caller is a
+// fiber. Any thread.
+bool runtime_present() noexcept;
+extern std::atomic<bool> enabled_flag;
+inline bool on_fiber() noexcept {
+  // relaxed: a switch that races a call may apply to it or not; either is fine
+  return enabled_flag.load(std::memory_order_relaxed) && runtime_present() &&
+         sched::current_fiber() != nullptr;
+}
+
+// errno after a park: the fiber may resume on another worker, and
+// __errno_location() is declared const, so the compiler may reuse the old
+// thread's address across the switch. These fetch it fresh every time.
+__attribute__((noinline, noipa)) int get_errno() noexcept;
+__attribute__((noinline, noipa)) void set_errno(int e) noexcept;
+__attribute__((noinline, noipa)) void set_h_errno(int e) noexcept;
+
+// Counters (relaxed: statistics only).
+extern std::atomic<std::uint64_t> n_parks, n_sleeps, n_offloads;
+
+}  // namespace green::patch::detail
