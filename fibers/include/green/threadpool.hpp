@@ -246,7 +246,10 @@ class threadpool {
 // waiting side honours green::timeout (timeout_error) and kill
 // (fiber_exit); the call itself cannot be interrupted and runs to its end,
 // its result discarded. From a plain thread (not a fiber) it simply calls
-// fn(args...) on that thread.
+// fn(args...) on that thread (so a pool thread's own to_thread() never
+// waits for a pool slot). The pool's threads, running or idle (for up to
+// 2 s), count as outside threads for the deadlock detector, which stays
+// silent while they exist.
 template <class F, class... Args>
 detail::spawn_result_t<F, Args...> to_thread(F&& fn, Args&&... args) {
   if (sched::current_fiber() == nullptr) return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
