@@ -306,6 +306,34 @@ TEST_P(net_test, kill_during_read_and_accept) {
   });
 }
 
+// A writer whose peer never reads fills both buffers and waits for room:
+// its deadline, a kill and a close from another fiber all end that wait.
+TEST_P(net_test, blocked_writes_time_out_are_killed_and_canceled) {
+  run([] {
+    tcp_listener l = listen_local();
+    tcp_stream c = tcp_stream::connect(l.address());
+    tcp_stream s = l.accept();  // never reads
+    std::vector<char> chunk(1 << 20, 'w');
+    std::error_code ec;
+    std::size_t put = 0;
+    for (int i = 0; i < 64 && !ec; ++i) put += c.write_all(chunk.data(), chunk.size(), ec, 20ms);
+    EXPECT_EQ(ec, std::errc::timed_out);
+    EXPECT_GT(put, 0u);
+    auto killed = green::spawn([&] { c.write_all(chunk.data(), chunk.size()); });
+    green::testing::wait_parked(killed, "fd write");
+    killed.kill();
+    green::testing::expect_killed(killed);
+    auto canceled = green::spawn([&] {
+      std::error_code e;
+      c.write_all(chunk.data(), chunk.size(), e);
+      return e;
+    });
+    green::testing::wait_parked(canceled, "fd write");
+    c.close();
+    EXPECT_EQ(canceled.join(), std::errc::operation_canceled);
+  });
+}
+
 TEST_P(net_test, close_while_another_fiber_waits) {
   run([] {
     tcp_listener l = listen_local();
