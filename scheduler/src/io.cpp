@@ -36,12 +36,19 @@ namespace {
 
 // Invariants: guarded by mu. rready/wready are set only while the matching
 // list is empty; `r` is non-null exactly while the fd is registered with it
-// under key fd | gen << 32.
+// under key fd | gen << 32. rhup/whup are sticky until notify_close(): once
+// the peer has closed (RDHUP/HUP) or the socket has failed (ERR), reads
+// (and, for HUP/ERR, writes) never block again, so every later wait
+// returns at once. Callers may then skip the try-first read after a short
+// read (tokio's clear_readiness): a FIN that came in the same edge as the
+// data is not lost.
 struct fd_entry {
   spinlock mu;
   std::uint32_t gen = 0;
   bool rready = false;
   bool wready = false;
+  bool rhup = false;
+  bool whup = false;
   reactor* r = nullptr;
   wait_queue readers;
   wait_queue writers;
@@ -108,7 +115,7 @@ wake_reason wait_fd(int fd, io_dir dir, time_point deadline) noexcept {
       e->r = r;
     }
     bool& ready = dir == io_dir::read ? e->rready : e->wready;
-    if (ready) {
+    if (ready || (dir == io_dir::read ? e->rhup : e->whup)) {
       ready = false;
       return wake_reason::notified;
     }
@@ -130,7 +137,7 @@ void notify_close(int fd) noexcept {
   if (e == nullptr) return;
   std::lock_guard lk(e->mu);
   ++e->gen;
-  e->rready = e->wready = false;
+  e->rready = e->wready = e->rhup = e->whup = false;
   if (e->r != nullptr) {
     e->r->unwatch(fd);
     e->r = nullptr;
@@ -149,6 +156,8 @@ void io_internal::on_ready(std::uint64_t key, std::uint32_t events) noexcept {
   if (e->gen != static_cast<std::uint32_t>(key >> 32)) return;  // a closed file's event
   // Errors and hang-ups wake both sides: the retried call reports them.
   constexpr std::uint32_t both = EPOLLERR | EPOLLHUP;
+  if (events & (EPOLLRDHUP | both)) e->rhup = true;
+  if (events & both) e->whup = true;
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLPRI | both)) {
     if (e->readers.wake_all() == 0) e->rready = true;
   }
@@ -166,7 +175,7 @@ void io_internal::forget(reactor* r) noexcept {
       if (c[i].r == r) {
         c[i].r = nullptr;
         ++c[i].gen;
-        c[i].rready = c[i].wready = false;
+        c[i].rready = c[i].wready = c[i].rhup = c[i].whup = false;
       }
     }
   }

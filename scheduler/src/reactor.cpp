@@ -49,50 +49,49 @@ reactor::~reactor() {
   ::close(epfd_);
 }
 
-void reactor::wait(time_point deadline) {
-  if (deadline == no_deadline) {
-    harvest(-1, nullptr);
-    return;
-  }
+int reactor::wait(time_point deadline, ready_event* out) {
+  if (deadline == no_deadline) return harvest(-1, nullptr, out);
   auto now = clock::now();
   auto left = deadline > now ? deadline - now : clock::duration::zero();
   auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
   timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
-  harvest(static_cast<int>(std::min<long long>((ns + 999999) / 1000000, 1 << 30)), &ts);
+  return harvest(static_cast<int>(std::min<long long>((ns + 999999) / 1000000, 1 << 30)), &ts, out);
 }
 
-int reactor::poll_now() { return harvest(0, nullptr); }
+int reactor::poll_now(ready_event* out) { return harvest(0, nullptr, out); }
 
-// harvest() waits (ts: precise timeout; else timeout_ms, -1 forever) and
-// hands each event on. 128 events a call: one call per 128 ready fds is
-// enough that the syscall is not the cost (Go's netpoll takes 128 too).
-int reactor::harvest(int timeout_ms, const void* tsp) {
-  epoll_event events[128];
+void reactor::dispatch(const ready_event* ev, int n) noexcept {
+  for (int i = 0; i < n; ++i) io_internal::on_ready(ev[i].key, ev[i].events);
+}
+
+// harvest() waits (ts: precise timeout; else timeout_ms, -1 forever), drains
+// the wake-up eventfd if it fired, and copies the fd events to `out`.
+int reactor::harvest(int timeout_ms, const void* tsp, ready_event* out) {
+  epoll_event events[max_events];
   int n;
   static std::atomic<bool> have_pwait2{true};  // relaxed: a capability probe, any answer is safe
   if (tsp != nullptr && have_pwait2.load(std::memory_order_relaxed)) {
-    n = ::epoll_pwait2(epfd_, events, 128, static_cast<const timespec*>(tsp), nullptr);
+    n = ::epoll_pwait2(epfd_, events, max_events, static_cast<const timespec*>(tsp), nullptr);
     if (n < 0 && errno == ENOSYS) {
       have_pwait2.store(false, std::memory_order_relaxed);
-      n = ::epoll_wait(epfd_, events, 128, timeout_ms);
+      n = ::epoll_wait(epfd_, events, max_events, timeout_ms);
     }
   } else {
-    n = ::epoll_wait(epfd_, events, 128, timeout_ms);
+    n = ::epoll_wait(epfd_, events, max_events, timeout_ms);
   }
   // relaxed: a hint for the monitor (has anyone polled lately?)
   last_poll_.store(clock::now().time_since_epoch().count(), std::memory_order_relaxed);
-  int handed = 0;
+  int got = 0;
   for (int i = 0; i < n; ++i) {
     if (events[i].data.u64 == io_internal::wake_key) {
       std::uint64_t v;
-      while (::read(evfd_, &v, sizeof v) > 0) {
+      while (::syscall(SYS_read, evfd_, &v, sizeof v) > 0) {
       }
     } else {
-      io_internal::on_ready(events[i].data.u64, events[i].events);
-      ++handed;
+      out[got++] = ready_event{events[i].data.u64, events[i].events};
     }
   }
-  return handed;
+  return got;
 }
 
 int reactor::watch(int fd, std::uint64_t key) noexcept {

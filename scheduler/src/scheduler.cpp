@@ -251,6 +251,7 @@ struct scheduler::impl {
 
   // lifecycle
   std::atomic<bool> stopping{false};
+  std::atomic<std::uint32_t> outside{0};  // threads inside push_from_outside()
   std::atomic<bool> stop{false};
   std::mutex drain_mu;
   std::condition_variable drain_cv;
@@ -286,9 +287,10 @@ struct scheduler::impl {
   void push_global(fiber_base* first, fiber_base* last, std::size_t n) noexcept;
   fiber_base* take_global(worker& w) noexcept;
   void make_runnable(fiber_base* f, bool lifo = true) noexcept;
+  void push_from_outside(fiber_base* f) noexcept;
   void wakep(bool local = false) noexcept;
   void notify(worker& w) noexcept;
-  void sleep(worker& w, time_point deadline) noexcept;
+  int sleep(worker& w, time_point deadline, reactor::ready_event* ready) noexcept;
   void leave_idle(worker& w) noexcept;
   fiber_base* find_runnable(worker& w) noexcept;
   fiber_base* found(worker& w, fiber_base* f) noexcept;
@@ -740,9 +742,20 @@ void scheduler::impl::make_runnable(fiber_base* f, bool lifo) noexcept {
     w->push(f, lifo);
     wakep(true);
   } else {
-    push_global(f, f, 1);
-    wakep();
+    push_from_outside(f);
   }
+}
+
+// push_from_outside() queues f from a thread that is not one of our workers
+// (a plain thread, or another runtime's worker). Once f is queued it may run,
+// finish, and let ~scheduler() proceed while we are still in wakep(); so the
+// call counts itself in `outside` first, and ~scheduler() waits for the count
+// to drop to zero before it frees anything.
+void scheduler::impl::push_from_outside(fiber_base* f) noexcept {
+  outside.fetch_add(1, std::memory_order_seq_cst);  // seq_cst: seen by ~scheduler once f's exit is
+  push_global(f, f, 1);
+  wakep();
+  outside.fetch_sub(1, std::memory_order_release);  // release: our last touch of *this happens before the free
 }
 
 // wakep(local): `local` says the work just made runnable sits in the calling
@@ -789,11 +802,14 @@ void scheduler::impl::notify(worker& w) noexcept {
   else futex_wake(&w.token, 1);
 }
 
-void scheduler::impl::sleep(worker& w, time_point deadline) noexcept {
+// sleep() returns the fd events the reactor brought (the caller dispatches
+// them once it has left the idle list).
+int scheduler::impl::sleep(worker& w, time_point deadline, reactor::ready_event* ready) noexcept {
   bool expect = false;
+  int n = 0;
   if (poller_busy.compare_exchange_strong(expect, true, std::memory_order_acquire)) {
     w.sleep_mode.store(2, std::memory_order_seq_cst);
-    if (w.token.load(std::memory_order_seq_cst) == 0) poller.wait(deadline);
+    if (w.token.load(std::memory_order_seq_cst) == 0) n = poller.wait(deadline, ready);
     w.sleep_mode.store(0, std::memory_order_relaxed);
     poller_busy.store(false, std::memory_order_release);
   } else {
@@ -801,6 +817,7 @@ void scheduler::impl::sleep(worker& w, time_point deadline) noexcept {
     futex_wait(&w.token, 0, deadline);
     w.sleep_mode.store(0, std::memory_order_relaxed);
   }
+  return n;
 }
 
 void scheduler::impl::leave_idle(worker& w) noexcept {
@@ -893,8 +910,13 @@ fiber_base* scheduler::impl::find_runnable(worker& w) noexcept {
       continue;
     }
     if (npidle.load(std::memory_order_seq_cst) == nactive.load(std::memory_order_seq_cst)) check_deadlock(w);
-    if (!stop.load(std::memory_order_acquire)) sleep(w, w.timers.earliest());
+    reactor::ready_event ready[reactor::max_events];
+    int nready = stop.load(std::memory_order_acquire) ? 0 : sleep(w, w.timers.earliest(), ready);
     leave_idle(w);
+    // Busy again before the wakes: a fiber woken here goes to our queue and
+    // its wakep() does not pick us, asleep-listed, to wake (an eventfd write
+    // and a spurious poll per cycle, measured in the echo benchmark).
+    reactor::dispatch(ready, nready);
   }
 }
 
@@ -1353,11 +1375,13 @@ void scheduler::impl::monitor_main() noexcept {
   const clock::duration limit = self->cfg_.monitor_limit;
   struct seen {
     std::uint64_t switches = 0;
-    time_point since{};
-    clock::duration cpu{};  // the thread's CPU time at `since`
+    time_point since{};      // when `switches` last moved
+    time_point cpu_at{};     // when `cpu` was read (the first tick without a switch)
+    clock::duration cpu{};   // the thread's CPU time then (a syscall: read only when suspect)
     bool reported = false;
   };
   std::vector<seen> last(workers.size());
+  unsigned idle_ticks = 0;
   for (;;) {
     std::uint32_t word = mon_word.load(std::memory_order_seq_cst);
     if (word == 2) return;
@@ -1373,15 +1397,19 @@ void scheduler::impl::monitor_main() noexcept {
       std::uint64_t sw = v.switches.load(std::memory_order_relaxed);
       seen& e = last[i];
       if (f == nullptr || sw != e.switches) {
-        e = seen{sw, now, thread_cpu(v), false};
+        e = seen{sw, now, {}, {}, false};
         continue;
       }
+      if (e.cpu_at == time_point{}) {
+        e.cpu_at = now;
+        e.cpu = thread_cpu(v);
+      }
       if (now - e.since < limit) continue;
-      // No switch for `limit`. Stuck if the thread computed most of that
-      // time or sleeps in the kernel; a runnable thread the OS simply did
-      // not run (a loaded machine) is not stuck, and a spare would only add
-      // to the load.
-      if (!e.reported && thread_cpu(v) - e.cpu < limit / 2 && !thread_blocked(v)) continue;
+      // No switch for `limit`. Stuck if the thread sleeps in the kernel, or
+      // has computed for limit/2 of CPU time since we started watching; a
+      // runnable thread the OS simply did not run (a loaded machine) is not
+      // stuck yet, and a spare would only add to the load.
+      if (!e.reported && !thread_blocked(v) && thread_cpu(v) - e.cpu < limit / 2) continue;
       ++stuck;
       if (v.has_work()) {
         hand_off(v);
@@ -1412,12 +1440,22 @@ void scheduler::impl::monitor_main() noexcept {
     if (io_waiters() != 0 && now - poller.last_poll() >= limit) {
       bool expect = false;
       if (poller_busy.compare_exchange_strong(expect, true, std::memory_order_acquire)) {
-        if (poller.poll_now() > 0) monitor_polls.fetch_add(1, std::memory_order_relaxed);
+        reactor::ready_event ready[reactor::max_events];
+        int n = poller.poll_now(ready);
         poller_busy.store(false, std::memory_order_release);
+        if (n > 0) monitor_polls.fetch_add(1, std::memory_order_relaxed);
+        reactor::dispatch(ready, n);
       }
     }
-    // Everything idle: sleep until a worker wakes (see find_runnable()).
-    if (stuck == 0 && npidle.load(std::memory_order_seq_cst) == nactive.load(std::memory_order_seq_cst)) {
+    // Everything idle for 20 ticks in a row: sleep until a worker wakes (see
+    // leave_idle()). Not at the first idle tick: a server that idles between
+    // bursts would then pay a futex wake of the monitor on every burst; 20
+    // ticks (100 ms at the default limit) bound that to 10 a second, and the
+    // monitor's own 20 wake-ups before it sleeps cost an idle runtime ~40 us.
+    bool all_idle = stuck == 0 && npidle.load(std::memory_order_seq_cst) == nactive.load(std::memory_order_seq_cst);
+    idle_ticks = all_idle ? idle_ticks + 1 : 0;
+    if (idle_ticks >= 20) {
+      idle_ticks = 0;
       std::uint32_t zero = 0;
       if (!mon_word.compare_exchange_strong(zero, 1, std::memory_order_seq_cst)) continue;  // stop
       if (npidle.load(std::memory_order_seq_cst) == nactive.load(std::memory_order_seq_cst)) {
@@ -1567,6 +1605,8 @@ scheduler::~scheduler() {
     m.drain_cv.wait_for(lk, std::chrono::milliseconds(10),
                         [&] { return live_.load(std::memory_order_acquire) == 0; });
   }
+  // A thread that woke our last fiber may still be finishing that wake.
+  while (m.outside.load(std::memory_order_acquire) != 0) std::this_thread::yield();  // acquire: pairs with its release
   if (m.monitor.joinable()) {
     m.mon_word.store(2, std::memory_order_seq_cst);
     futex_wake(&m.mon_word, 1);
@@ -1615,10 +1655,9 @@ void scheduler::spawn(fiber_base* f, std::size_t stack_size) {
     w->push(f, true);
     m.wakep(true);
   } else {
-    m.push_global(f, f, 1);
-    m.wakep();
     // From outside with every worker busy and none idle, the global queue is
     // still polled every 61 ticks; if all sleep, wakep() woke one.
+    m.push_from_outside(f);
   }
 }
 

@@ -207,6 +207,26 @@ std::size_t socket::receive_(void* buf, std::size_t n, address* from, deadline d
   return static_cast<std::size_t>(r);
 }
 
+std::size_t socket::stream_receive_(void* buf, std::size_t n, deadline d, std::error_code& ec) const {
+  if (n == 0 || !drained_.load(std::memory_order_relaxed)) {
+    std::size_t r = receive_(buf, n, nullptr, d, ec);
+    drained_.store(!ec && r > 0 && r < n, std::memory_order_relaxed);
+    return r;
+  }
+  ec.clear();
+  {
+    use u(*this);
+    if (!u.ok()) {
+      bad_fd(ec);
+      return 0;
+    }
+    if (!wait(sched::io_dir::read, d, ec)) return 0;
+  }
+  std::size_t r = receive_(buf, n, nullptr, d, ec);
+  drained_.store(!ec && r > 0 && r < n, std::memory_order_relaxed);
+  return r;
+}
+
 std::size_t socket::send_(const void* buf, std::size_t n, const address* to, deadline d, std::error_code& ec) const {
   ec.clear();
   use u(*this);

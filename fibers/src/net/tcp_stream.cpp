@@ -57,7 +57,7 @@ tcp_stream tcp_stream::connect(std::string_view host, std::string_view service, 
 }
 
 std::size_t tcp_stream::read_some(void* buf, std::size_t n, std::error_code& ec, deadline d) {
-  return receive_(buf, n, nullptr, d, ec);
+  return stream_receive_(buf, n, d, ec);
 }
 
 std::size_t tcp_stream::read_some(void* buf, std::size_t n, deadline d) {
@@ -68,7 +68,7 @@ std::size_t tcp_stream::read_exact(void* buf, std::size_t n, std::error_code& ec
   std::size_t got = 0;
   ec.clear();
   while (got < n) {
-    std::size_t r = receive_(static_cast<char*>(buf) + got, n - got, nullptr, d, ec);
+    std::size_t r = stream_receive_(static_cast<char*>(buf) + got, n - got, d, ec);
     if (ec) break;
     if (r == 0) {
       ec = error::eof;

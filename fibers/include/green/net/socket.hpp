@@ -145,6 +145,12 @@ class socket {
   // failure. send_() is one sendto() (to: null for connected sockets) with
   // MSG_NOSIGNAL. Both take their own use.
   std::size_t receive_(void* buf, std::size_t n, address* from, deadline d, std::error_code& ec) const;
+  // stream_receive_() is receive_() for a byte stream: after a short read
+  // (the kernel's queue was emptied) the next call waits for readiness
+  // before reading, saving the read that would fail with EAGAIN (io.hpp's
+  // contract makes that safe). One syscall per message in a request/response
+  // exchange instead of two.
+  std::size_t stream_receive_(void* buf, std::size_t n, deadline d, std::error_code& ec) const;
   std::size_t send_(const void* buf, std::size_t n, const address* to, deadline d, std::error_code& ec) const;
 
   // wait() waits once for readiness: false with ec set (timed_out,
@@ -167,6 +173,9 @@ class socket {
   // ::close, which whoever drops the count to zero with the bit set does.
   static constexpr std::uint32_t closed_bit = 1u << 31;
   mutable std::atomic<std::uint32_t> state_{closed_bit};
+  // drained_: the last stream read was short. relaxed: a hint; a stale
+  // value costs one EAGAIN read or one wait that returns at once.
+  mutable std::atomic<bool> drained_{false};
 };
 
 // throw_error() throws std::system_error(ec, "green::net: <op> <addr>").

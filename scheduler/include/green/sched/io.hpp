@@ -6,7 +6,12 @@
 // Protocol (Go's netpoll): the caller works on a non-blocking fd; when the
 // operation fails with EAGAIN it calls wait_fd() and retries. wait_fd() may
 // return `notified` spuriously (a readiness edge that was consumed already),
-// so callers always loop.
+// so callers always loop. Readiness is exact in one direction: after a
+// stream read returned less than asked (the receive queue was emptied), a
+// caller may wait_fd() before reading again instead of paying a read that
+// fails with EAGAIN: new data makes a new edge, and a peer's close or an
+// error seen once keeps every later wait returning at once (sticky until
+// notify_close), so a FIN that arrived with the data is not lost.
 //
 // Closing: call notify_close(fd) BEFORE ::close(fd). It wakes every fiber
 // waiting on fd with wake_reason::closed and forgets the fd's registration,

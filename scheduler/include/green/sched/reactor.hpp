@@ -20,15 +20,26 @@ class reactor {
   reactor(const reactor&) = delete;
   reactor& operator=(const reactor&) = delete;
 
+  // One readiness event: the fd table's key and epoll's event bits.
+  struct ready_event {
+    std::uint64_t key;
+    std::uint32_t events;
+  };
+  static constexpr int max_events = 128;  // per call: Go's netpoll takes 128 too
+
   // wait() blocks until `deadline`, until wake() is called, or until an
-  // event arrives. One thread at a time (the worker holding the poller role).
-  void wait(time_point deadline);
+  // event arrives, and stores up to max_events fd events in `out`; returns
+  // how many. One thread at a time (the worker holding the poller role).
+  // The caller hands them on with dispatch() once it is no longer idle, so
+  // the fibers they wake count it as busy (no wake-up of itself).
+  int wait(time_point deadline, ready_event* out);
   // wake() interrupts a wait() in progress, or makes the next one return at
   // once. Any thread.
   void wake() noexcept;
-  // poll_now() harvests ready fds without blocking; returns how many events
-  // it handed on. One thread at a time, like wait().
-  int poll_now();
+  // poll_now() is wait() without blocking.
+  int poll_now(ready_event* out);
+  // dispatch() hands events to the fd table, which wakes their waiters.
+  static void dispatch(const ready_event* ev, int n) noexcept;
 
   // watch() registers `fd` edge-triggered for input and output with `key`
   // (io.cpp's fd number and generation); returns 0 or an errno. Any thread.
@@ -41,7 +52,7 @@ class reactor {
   }
 
  private:
-  int harvest(int timeout_ms, const void* ts);
+  int harvest(int timeout_ms, const void* ts, ready_event* out);
   int epfd_ = -1;
   int evfd_ = -1;
   std::atomic<clock::rep> last_poll_{0};
