@@ -60,19 +60,7 @@ struct threadpool::impl {
   const std::size_t size;
   const std::chrono::milliseconds idle_timeout;
   wait_group unfinished;  // jobs submitted and not yet run to completion
-  // finishing: pool threads inside unfinished.done(). A joiner woken by
-  // done() may go on to destroy its runtime while done() is still inside
-  // the scheduler's wake() (see thread_state::set_returned), so joiners wait
-  // for this to drop to zero. Incremented before done(), so a woken joiner
-  // sees it (the wait_group's lock orders the two).
-  std::atomic<std::size_t> finishing{0};
-
-  // wait_all() is unfinished.wait_until() plus the finishing drain.
-  bool wait_all(sched::time_point deadline) {
-    if (!unfinished.wait_for(deadline - sched::clock::now())) return false;
-    while (finishing.load(std::memory_order_acquire) != 0) sched::yield();  // acquire: pairs with thread_main
-    return true;
-  }
+  bool wait_all(sched::time_point deadline) { return unfinished.wait_for(deadline - sched::clock::now()); }
 
   std::mutex mu;
   std::condition_variable cv;
@@ -92,9 +80,7 @@ struct threadpool::impl {
         lk.unlock();
         job->run();
         job.reset();  // the last reference may be ours: free it before counting it done
-        self->finishing.fetch_add(1, std::memory_order_relaxed);  // relaxed: done()'s lock publishes it
         self->unfinished.done();
-        self->finishing.fetch_sub(1, std::memory_order_release);  // release: pairs with wait_all()
         lk.lock();
         continue;
       }

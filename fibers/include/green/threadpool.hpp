@@ -40,19 +40,12 @@ struct thread_state : pool_job {
   event done;                // set by run(), after result/error are written
   result_slot<R> result;     // written before done.set(); read after done.wait()
   std::exception_ptr error;  // ditto; the waiter moves it out (see take_result)
-  // set_returned: the pool thread has left done.set(). A woken fiber may
-  // finish and its runtime be destroyed while set() is still inside the
-  // scheduler's wake() (which touches the runtime after making the fiber
-  // runnable: a TSan-reported use-after-free), so waiters wait for this
-  // flag, a few hundred ns at most, before they go on.
-  std::atomic<bool> set_returned{false};
+  // The waiter's fiber may finish and its runtime be destroyed while set()
+  // is still inside the scheduler's wake(): ~scheduler waits for such
+  // outside wakes (push_from_outside), so nothing here has to.
 
-  // await() waits for done until `deadline`; true once set and returned.
-  bool await(sched::time_point deadline) {
-    if (!done.wait_until(deadline)) return false;
-    while (!set_returned.load(std::memory_order_acquire)) sched::yield();  // acquire: pairs with run()
-    return true;
-  }
+  // await() waits for done until `deadline`; true once set.
+  bool await(sched::time_point deadline) { return done.wait_until(deadline); }
 };
 
 template <class R, class Fn, class Tuple>
@@ -69,7 +62,6 @@ class thread_call final : public thread_state<R> {
     }
     call_.reset();  // release captures on the pool thread, before anyone is woken
     this->done.set();
-    this->set_returned.store(true, std::memory_order_release);  // release: pairs with await()
   }
   std::optional<std::pair<Fn, Tuple>> call_;
 };
@@ -112,7 +104,7 @@ class thread_result {
   // valid() is false for a default-constructed handle and after get().
   bool valid() const noexcept { return s_ != nullptr; }
   // ready() is true once the call has finished. Any thread.
-  bool ready() const noexcept { return s_ && s_->set_returned.load(std::memory_order_acquire); }  // acquire: pairs with run()
+  bool ready() const noexcept { return s_ && s_->done.is_set(); }
 
   // wait() / join() return once the call has finished. Raise fiber_exit if
   // the waiting fiber is killed and timeout_error if a green::timeout scope
