@@ -10,9 +10,7 @@
 //   uptime_squirrel --json [--quick]  also print one JSON line per number
 //                                   (bench/compare); --quick: P = 100, 1000 only
 #include <curl/curl.h>
-#include <netinet/in.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,34 +25,27 @@
 #include <vector>
 
 #include <green/green.hpp>
+#include <green/net.hpp>
 #include <green/patch.hpp>
-#include <green/sched/io.hpp>
 
 namespace {
 
 // ---------------------------------------------------------------------------
 // The test server: /ok 200, /missing 404, /error 500, /slow/<ms> 200 after
-// a delay; anything else 404. One fiber per connection on raw non-blocking
-// sockets and sched::wait_fd (green::net will replace them).
+// a delay; anything else 404. One fiber per connection, on green::net.
 
-bool io_wait(int fd, green::sched::io_dir d) {
-  return green::sched::wait_fd(fd, d) != green::sched::wake_reason::closed;
-}
+namespace net = green::net;
 
-void serve_one(int fd) {
+void serve_one(net::tcp_stream s) {
   char buf[2048];
   std::size_t len = 0;
+  std::error_code ec;
   while (len < sizeof buf - 1) {
-    ssize_t r = ::recv(fd, buf + len, sizeof buf - 1 - len, MSG_DONTWAIT);
-    if (r > 0) {
-      len += static_cast<std::size_t>(r);
-      buf[len] = 0;
-      if (std::strstr(buf, "\r\n\r\n")) break;
-      continue;
-    }
-    if (r < 0 && errno == EAGAIN && io_wait(fd, green::sched::io_dir::read)) continue;
-    ::close(fd);
-    return;
+    std::size_t r = s.read_some(buf + len, sizeof buf - 1 - len, ec);
+    if (ec || r == 0) return;  // reset or closed before a whole request: nothing to answer
+    len += r;
+    buf[len] = 0;
+    if (std::strstr(buf, "\r\n\r\n")) break;
   }
   buf[len] = 0;
   char method[16] = {}, path[512] = {};
@@ -71,38 +62,10 @@ void serve_one(int fd) {
   char resp[256];
   int n = std::snprintf(resp, sizeof resp, "HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", code,
                         text);
-  for (int off = 0; off < n;) {
-    ssize_t w = ::send(fd, resp + off, static_cast<std::size_t>(n - off), MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (w > 0) off += static_cast<int>(w);
-    else if (w < 0 && errno == EAGAIN && io_wait(fd, green::sched::io_dir::write)) continue;
-    else break;
-  }
-  ::close(fd);
+  s.write_all(resp, static_cast<std::size_t>(n), ec);  // a client that gave up: nothing to do
 }
 
-int listen_on(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<std::uint16_t>(port));
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 4096) != 0) {
-    std::perror("server: bind/listen");
-    std::exit(1);
-  }
-  return fd;
-}
-
-int bound_port(int fd) {
-  sockaddr_in a{};
-  socklen_t l = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &l);
-  return ntohs(a.sin_port);
-}
-
-[[noreturn]] void run_server(int lfd, int ready_fd) {
+[[noreturn]] void run_server(net::tcp_listener& l, int ready_fd) {
   green::runtime_config cfg;
   cfg.workers = 1;
   green::runtime rt(cfg);
@@ -111,12 +74,10 @@ int bound_port(int fd) {
     if (::write(ready_fd, &c, 1) != 1) std::exit(1);
     ::close(ready_fd);
     for (;;) {
-      int fd = ::accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-      if (fd >= 0) {
-        green::spawn(serve_one, fd).detach();
-      } else if (errno == EAGAIN) {
-        io_wait(lfd, green::sched::io_dir::read);
-      }
+      std::error_code ec;
+      net::tcp_stream s = l.accept(ec);
+      if (!ec) green::spawn(serve_one, std::move(s)).detach();
+      else if (net::is_fd_exhaustion(ec)) green::this_fiber::sleep_for(std::chrono::milliseconds(10));
     }
   });
   std::exit(0);
@@ -263,19 +224,19 @@ int main(int argc, char** argv) {
   if (!green::patch::runtime_found()) std::fprintf(stderr, "warning: green::patch found no runtime\n");
 
   // A closed port: bind one, note it, close it.
-  int tmp = listen_on(0);
-  int closed_port = bound_port(tmp);
-  ::close(tmp);
-  int lfd = listen_on(0);
-  int port = bound_port(lfd);
+  const int closed_port = net::tcp_listener::bind(net::address::loopback_v4()).local_address().port();
+  net::listen_options opts;
+  opts.backlog = 4096;  // 1,000 connections arrive at once
+  auto listener = net::tcp_listener::bind(net::address::loopback_v4(), opts);
+  const int port = listener.local_address().port();
   int ready[2];
   if (::pipe(ready) != 0) return 1;
   pid_t server = ::fork();
   if (server == 0) {
     ::close(ready[0]);
-    run_server(lfd, ready[1]);
+    run_server(listener, ready[1]);
   }
-  ::close(lfd);
+  listener.close();
   ::close(ready[1]);
   char c;
   if (::read(ready[0], &c, 1) != 1) return 1;
