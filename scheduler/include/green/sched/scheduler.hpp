@@ -115,9 +115,31 @@ class wait_queue {
   bool empty() const noexcept { return head_ == nullptr; }
   std::size_t size() const noexcept { return size_; }
   waiter* front() const noexcept { return head_; }
-  void push_back(waiter* w) noexcept;
-  void erase(waiter* w) noexcept;  // no-op if w is not linked
-  waiter* pop_front() noexcept;
+  // Inline: every channel send/recv and lock hand-over runs them.
+  void push_back(waiter* w) noexcept {
+    w->next = nullptr;
+    w->prev = tail_;
+    if (tail_) tail_->next = w;
+    else head_ = w;
+    tail_ = w;
+    w->linked = true;
+    ++size_;
+  }
+  void erase(waiter* w) noexcept {  // no-op if w is not linked
+    if (!w->linked) return;
+    if (w->prev) w->prev->next = w->next;
+    else head_ = w->next;
+    if (w->next) w->next->prev = w->prev;
+    else tail_ = w->prev;
+    w->prev = w->next = nullptr;
+    w->linked = false;
+    --size_;
+  }
+  waiter* pop_front() noexcept {
+    waiter* w = head_;
+    if (w) erase(w);
+    return w;
+  }
   // wake_one() pops waiters until one wake succeeds; marks it chosen and
   // returns it, or null if none could be woken.
   waiter* wake_one(wake_reason r = wake_reason::notified) noexcept;
