@@ -142,12 +142,6 @@ GREEN_NOINLINE static worker* this_worker() noexcept {
   asm volatile("" ::: "memory");
   return tls.w;
 }
-// errno lives in TLS and glibc declares __errno_location() `const`, so the
-// compiler may reuse its address across a switch; fetch it fresh here.
-GREEN_NOINLINE static int* errno_slot() noexcept {
-  asm volatile("" ::: "memory");
-  return &errno;
-}
 GREEN_NOINLINE static parker* this_thread_parker() noexcept {
   asm volatile("" ::: "memory");
   return &tls.thread_parker;
@@ -200,7 +194,8 @@ struct alignas(64) worker {
   std::atomic<std::uint64_t> switches{0};   // relaxed: progress counter for dumps and the monitor
   std::atomic<fiber_base*> running{nullptr};  // relaxed: what the monitor sees running (identity only)
   std::atomic<std::uint32_t> dormant{0};    // spare workers: 1 while retired (futex word)
-  clockid_t cpu_clock{};                    // the thread's CPU-time clock; set by its creator, read by the monitor
+  clockid_t cpu_clock{};
+  int* errno_addr = nullptr;                // the thread's errno (saved and restored per fiber across switches)                    // the thread's CPU-time clock; set by its creator, read by the monitor
   // count_switch(): owner only, so a plain load+store (no locked RMW on the switch path).
   void count_switch() noexcept { switches.store(switches.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
 
@@ -211,7 +206,8 @@ struct alignas(64) worker {
   static const char* stack_lo(const fiber_base* f) noexcept { return f->stack_.lo; }
   fiber_base* pick_local() noexcept;
   fiber_base* pick_startable() noexcept;
-  bool start(fiber_base* f) noexcept;
+  bool start(fiber_base* f) noexcept { return f->stack_ ? true : start_new(f); }
+  bool start_new(fiber_base* f) noexcept;
   void push(fiber_base* f, bool lifo) noexcept;
   void push_tail(fiber_base* f) noexcept;
   bool push_overflow(fiber_base* f, std::uint32_t h, std::uint32_t t) noexcept;
@@ -950,7 +946,7 @@ GREEN_HOT void worker::switch_out(worker* w, after a, after_switch_fn cb, void* 
   w->prev = prev;
   w->cb = cb;
   w->cb_arg = cb_arg;
-  prev->saved_errno_ = *errno_slot();
+  prev->saved_errno_ = *w->errno_addr;
   w->count_switch();
   context* to;
   w->running.store(next, std::memory_order_relaxed);
@@ -966,11 +962,12 @@ GREEN_HOT void worker::switch_out(worker* w, after a, after_switch_fn cb, void* 
   if (a == after::exit) prev->ctx_.exit_to(*to, nullptr);
   prev->ctx_.switch_to(*to, nullptr);
   // Resumed, possibly on another worker: re-read it.
-  this_worker()->after_switch();
-  *errno_slot() = prev->saved_errno_;
+  worker* now = this_worker();
+  now->after_switch();
+  *now->errno_addr = prev->saved_errno_;
 }
 
-void worker::after_switch() noexcept {
+GREEN_HOT void worker::after_switch() noexcept {
   fiber_base* p = prev;
   after a = pending;
   pending = after::none;
@@ -1002,9 +999,10 @@ void worker::after_switch() noexcept {
 }
 
 void worker::fiber_entry(context*, void*) {
-  this_worker()->after_switch();
-  fiber_base* f = this_worker()->current;
-  *errno_slot() = 0;
+  worker* now = this_worker();
+  now->after_switch();
+  fiber_base* f = now->current;
+  *now->errno_addr = 0;
   f->invoke();
   for (auto& slot : f->fls)
     if (slot.value && slot.destroy) slot.destroy(slot.value);
@@ -1035,10 +1033,9 @@ void scheduler::impl::exit_cleanup(worker& w, fiber_base* f) noexcept {
   }
 }
 
-// start() gives a fiber that never ran its stack. If none can be mapped, the
+// start_new() gives a fiber that never ran its stack (start() checks). If none can be mapped, the
 // fiber finishes at once with the std::system_error, which its joiner sees.
-bool worker::start(fiber_base* f) noexcept {
-  if (f->stack_) return true;
+bool worker::start_new(fiber_base* f) noexcept {
   try {
     f->stack_ = stacks.get(f->stack_size_, s->cfg().guard);
   } catch (...) {
@@ -1456,6 +1453,7 @@ void scheduler::impl::monitor_main() noexcept {
 
 void scheduler::impl::worker_main(worker& w) noexcept {
   tls.w = &w;
+  w.errno_addr = &errno;
   w.tid.store(static_cast<pid_t>(::syscall(SYS_gettid)), std::memory_order_release);
   char name[16];
   std::snprintf(name, sizeof name, "%.9s-w%u", self->cfg_.name.c_str(), w.index);
