@@ -103,13 +103,16 @@ void group::settle_(detail::group_node* n) noexcept {
     }
   }
   sched::fiber_base* to_release = nullptr;
+  std::exception_ptr error = std::move(n->error);  // released after the unlock
   {
     std::lock_guard lk(mu_);
     // Publishing under mu_ makes "result ready" and "left the group" one
     // step for observers: whoever saw the result and then asks size() (which
     // takes mu_) sees the member gone, and a join that returned sees every
-    // result ready.
+    // result ready. A task's error becomes the group's in the same step, so
+    // a join(raise_error) that raises it sees the member gone.
     c->publish();
+    if (error && !first_error_) first_error_ = error;
     if (n->linked) {
       if (n->prev) n->prev->next = n->next;
       else head_ = n->next;
@@ -117,18 +120,12 @@ void group::settle_(detail::group_node* n) noexcept {
       n->linked = false;
       --total_;
       if (n->visible) --visible_;
-      update_events_();
     }
+    update_events_();
     if (n->owns_fiber_ref) to_release = n->fiber;
   }  // the group is not touched after this unlock
   if (to_release) to_release->release();
   c->release();  // the guard's reference
-}
-
-void group::record_error_(std::exception_ptr e) noexcept {
-  std::lock_guard lk(mu_);
-  if (!first_error_) first_error_ = std::move(e);
-  update_events_();
 }
 
 void group::add_(sched::fiber_base* f) {

@@ -32,6 +32,7 @@ struct group_node {
   bool linked = false;                 // in the list; guarded by mu_
   bool visible = true;                 // false once discarded; guarded by mu_
   bool slot_held = false;              // a pool slot is held; owner fiber only
+  std::exception_ptr error;            // what the task threw, for join(raise_error); set before settling
 };
 
 // task_state<T> is the shared state of a group's task: its result plus its
@@ -177,7 +178,6 @@ class group {
   void link_(detail::group_node* n) noexcept;
   void settle_(detail::group_node* n) noexcept;
   void release_slot_(detail::group_node* n) noexcept;
-  void record_error_(std::exception_ptr e) noexcept;
   void add_(sched::fiber_base* f);
   detail::group_node* find_(const sched::fiber_base* f) const noexcept;
   void discard_(detail::group_node* n) noexcept;
@@ -224,7 +224,7 @@ void group::run_task_(task_guard& guard, detail::task_state<R>& st, Call& call) 
     throw fiber_exit{};
   }
   if (err) {
-    guard.owner()->record_error_(err);
+    st.error = err;  // the group's first error once settle_() unlinks the member
     st.store_exception(std::move(err));
     return;
   }
