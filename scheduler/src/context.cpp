@@ -70,11 +70,19 @@ namespace {
 // that no `ret` pops. The RSB is then one entry off on every switch, and
 // every return the resumed fiber makes on its way back out of park() (5-6 of
 // them) mispredicts. Pushing the return address by hand and jumping keeps
-// the RSB balanced (measured, one worker pinned to a core: unbuffered
-// channel ping-pong 180 -> 140 ns per round trip). The asm is an ordinary call in every
-// other respect: jump_fcontext preserves the callee-saved registers, so the
-// caller-saved ones are clobbered; the 128-byte red zone below %rsp, where
-// the compiler may keep locals of this leaf-looking frame, is skipped first.
+// the RSB balanced (measured, one worker pinned to a core: unbuffered channel
+// ping-pong 180 -> 140 ns per round trip). The asm is an ordinary call in
+// every other respect: jump_fcontext preserves the callee-saved registers
+// (and MXCSR / the x87 control word), so the caller-saved ones are clobbered;
+// the 128-byte red zone below %rsp, where the compiler may keep locals of
+// this leaf-looking frame, is skipped first.
+#if defined(__AVX512F__)
+#define GREEN_AVX512_CLOBBERS                                                                                     \
+  , "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27", \
+      "xmm28", "xmm29", "xmm30", "xmm31", "k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"
+#else
+#define GREEN_AVX512_CLOBBERS
+#endif
 #if defined(__x86_64__) && defined(__ELF__)
 inline bc::transfer_t jump(bc::fcontext_t to, void* data) noexcept {
   void* fctx;
@@ -89,7 +97,7 @@ inline bc::transfer_t jump(bc::fcontext_t to, void* data) noexcept {
       : "=a"(fctx), "=d"(out), "+D"(to), "+S"(data)
       :
       : "rcx", "r8", "r9", "r10", "r11", "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6",
-        "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
+        "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15" GREEN_AVX512_CLOBBERS);
   return bc::transfer_t{fctx, out};
 }
 #else
