@@ -206,11 +206,15 @@ TEST_P(io_test, a_plain_thread_blocks_in_poll) {
   run([] {
     sock_pair sp;
     std::atomic<int> got{0};
+    std::atomic<bool> timed_out{false};
     green::testing::side_thread t([&] {
       EXPECT_EQ(wait_fd(sp.fd[0], io_dir::read, green::sched::clock::now() + 1ms), wake_reason::timeout);
+      timed_out = true;
       got = read_byte(sp.fd[0]);
     });
-    green::this_fiber::sleep_for(5ms);
+    // Write only after the timed wait ended: on a loaded machine the thread
+    // may start late, and a byte written before it waits is no timeout.
+    while (!timed_out) green::this_fiber::sleep_for(1ms);
     char c = 'q';
     ASSERT_EQ(::write(sp.fd[1], &c, 1), 1);
     t.join();
