@@ -5,14 +5,19 @@
 //   echo_bench server green   [--port P]   greenfiber, 1 worker, a fiber per connection
 //   echo_bench server epoll   [--port P]   hand-written single-threaded epoll loop
 //   echo_bench server threads [--port P]   a blocking OS thread per connection
-//   echo_bench load --port P --conns N [--seconds S] [--warmup S]
+//   echo_bench load --port P --conns N [--seconds S] [--warmup S] [--server-pid PID]
 //
 // Servers print "port P" once listening and serve until killed. The load
 // generator is a single-threaded level-triggered epoll client: N
 // connections, each with exactly one 64-byte message in flight; a round
 // trip is timed from the send to the last byte of the echo. After the
 // warm-up it counts for S seconds and prints one line:
-//   conns N rtps R p50_us A p99_us B
+//   conns N rtps R p50_us A p99_us B cpu_ns C busy U
+// where, given --server-pid, C is the server's CPU time (all its threads,
+// user + system, from /proc/PID/task/*/schedstat) per round trip over the
+// measured phase, and U the fraction of one core it used then. C is the
+// physical cost of a round trip to the server, less noisy than R on a
+// shared machine; U near 1 says the server, not the generator, set R.
 // The same generator drives every server, so their ratios are fair; its own
 // cost is the same for all (it is not the bottleneck while it has a core to
 // itself and the server has one: it does 1 read + 1 write per round trip,
@@ -24,6 +29,8 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <dirent.h>
 
 #include <algorithm>
 #include <chrono>
@@ -169,13 +176,34 @@ void serve_threads(int port) {
 // ---------------------------------------------------------------------------
 // load generator
 
+// process_cpu_ns() is the CPU time of every thread of `pid` so far (the
+// first field of each /proc/PID/task/TID/schedstat, in ns); -1 if unknown.
+long long process_cpu_ns(int pid) {
+  if (pid <= 0) return -1;
+  std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return -1;
+  long long total = 0;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    std::string path = dir + "/" + e->d_name + "/schedstat";
+    if (FILE* f = std::fopen(path.c_str(), "r")) {
+      long long ns = 0;
+      if (std::fscanf(f, "%lld", &ns) == 1) total += ns;
+      std::fclose(f);
+    }
+  }
+  ::closedir(d);
+  return total;
+}
+
 struct conn {
   int fd = -1;
   std::size_t got = 0;
   clk::time_point sent;
 };
 
-int load(int port, int nconns, double seconds, double warmup) {
+int load(int port, int nconns, double seconds, double warmup, int server_pid) {
   int ep = ::epoll_create1(EPOLL_CLOEXEC);
   std::vector<conn> cs(static_cast<std::size_t>(nconns));
   sockaddr_in a{};
@@ -204,6 +232,8 @@ int load(int port, int nconns, double seconds, double warmup) {
   auto measure_from = start + std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(warmup));
   auto end = measure_from + std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(seconds));
   long trips = 0;
+  long long cpu_from = -1;
+  clk::time_point cpu_from_at;
   epoll_event events[256];
   for (;;) {
     auto now = clk::now();
@@ -211,6 +241,10 @@ int load(int port, int nconns, double seconds, double warmup) {
     int n = ::epoll_wait(ep, events, 256, 100);
     now = clk::now();
     bool measuring = now >= measure_from;
+    if (measuring && cpu_from < 0 && server_pid > 0) {
+      cpu_from = process_cpu_ns(server_pid);
+      cpu_from_at = clk::now();
+    }
     for (int i = 0; i < n; ++i) {
       conn& c = cs[events[i].data.u64];
       ssize_t r = ::read(c.fd, buf, msg_size - c.got);
@@ -226,9 +260,17 @@ int load(int port, int nconns, double seconds, double warmup) {
       if (::write(c.fd, msg, msg_size) != static_cast<ssize_t>(msg_size)) die("write");
     }
   }
+  long long cpu_to = process_cpu_ns(server_pid);
+  double cpu_per_rt = 0, busy = 0;
+  if (cpu_from >= 0 && cpu_to >= cpu_from && trips > 0) {
+    cpu_per_rt = static_cast<double>(cpu_to - cpu_from) / static_cast<double>(trips);
+    busy = static_cast<double>(cpu_to - cpu_from) /
+           static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(clk::now() - cpu_from_at).count());
+  }
   std::sort(lat.begin(), lat.end());
   auto pct = [&](double p) { return lat.empty() ? 0.0 : lat[static_cast<std::size_t>(p * (lat.size() - 1))] / 1000.0; };
-  std::printf("conns %d rtps %.0f p50_us %.1f p99_us %.1f\n", nconns, trips / seconds, pct(0.50), pct(0.99));
+  std::printf("conns %d rtps %.0f p50_us %.1f p99_us %.1f cpu_ns %.0f busy %.2f\n", nconns, trips / seconds, pct(0.50),
+              pct(0.99), cpu_per_rt, busy);
   for (auto& c : cs) ::close(c.fd);
   ::close(ep);
   return 0;
@@ -237,7 +279,7 @@ int load(int port, int nconns, double seconds, double warmup) {
 int usage() {
   std::fprintf(stderr,
                "usage: echo_bench server green|epoll|threads [--port P]\n"
-               "       echo_bench load --port P --conns N [--seconds S] [--warmup S]\n");
+               "       echo_bench load --port P --conns N [--seconds S] [--warmup S] [--server-pid PID]\n");
   return 2;
 }
 
@@ -248,7 +290,7 @@ int main(int argc, char** argv) {
   raise_fd_limit();
   std::string mode = argv[1];
   std::string kind = mode == "server" && argc > 2 ? argv[2] : "";
-  int port = 0, conns = 10;
+  int port = 0, conns = 10, server_pid = 0;
   double seconds = 5, warmup = 1;
   for (int i = mode == "server" ? 3 : 2; i + 1 < argc; i += 2) {
     std::string a = argv[i];
@@ -256,9 +298,10 @@ int main(int argc, char** argv) {
     else if (a == "--conns") conns = std::atoi(argv[i + 1]);
     else if (a == "--seconds") seconds = std::atof(argv[i + 1]);
     else if (a == "--warmup") warmup = std::atof(argv[i + 1]);
+    else if (a == "--server-pid") server_pid = std::atoi(argv[i + 1]);
     else return usage();
   }
-  if (mode == "load") return port > 0 ? load(port, conns, seconds, warmup) : usage();
+  if (mode == "load") return port > 0 ? load(port, conns, seconds, warmup, server_pid) : usage();
   if (kind == "green") serve_green(port);
   else if (kind == "epoll") serve_epoll(port);
   else if (kind == "threads") serve_threads(port);
