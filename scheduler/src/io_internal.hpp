@@ -4,10 +4,11 @@
 
 #include <cstdint>
 
+#include "green/sched/scheduler.hpp"
+
 namespace green::sched {
 
 class reactor;
-class scheduler;
 
 namespace io_internal {
 // The key the reactor stores for the eventfd that interrupts a wait; fd
@@ -17,8 +18,12 @@ constexpr std::uint64_t wake_key = ~std::uint64_t{0};
 void on_ready(std::uint64_t key, std::uint32_t events) noexcept;
 // forget() drops every registration with `r` (its runtime is going away).
 void forget(reactor* r) noexcept;
-// reactor_of() is the reactor of runtime `s` (scheduler.cpp).
-reactor* reactor_of(scheduler* s) noexcept;
+// current_reactor() is the reactor of the calling fiber's runtime, or null
+// on a plain thread (scheduler.cpp). One TLS read instead of two.
+reactor* current_reactor() noexcept;
+// park_io() is park() counted as an fd wait of the calling fiber's runtime
+// (io_waiters(), the deadlock check, the monitor's polls). Fiber context.
+wake_reason park_io(ticket t, const char* what, time_point deadline) noexcept;
 }  // namespace io_internal
 
 }  // namespace green::sched

@@ -192,6 +192,12 @@ struct alignas(64) worker {
 
   std::uint64_t rng = 0x9E3779B97F4A7C15ull;
   std::atomic<std::uint64_t> switches{0};   // relaxed: progress counter for dumps and the monitor
+  // Fibers in park_io() that entered it here minus those that left it here
+  // (a fiber may resume on another worker): summed over the runtime's
+  // workers it is how many wait on fds. Owner-only writes, so a plain
+  // load+store instead of an RMW on one process-wide line, which every
+  // fd wait of every worker used to bounce.
+  std::atomic<std::int64_t> io_waits{0};
   std::atomic<fiber_base*> running{nullptr};  // relaxed: what the monitor sees running (identity only)
   std::atomic<std::uint32_t> dormant{0};    // spare workers: 1 while retired (futex word)
   clockid_t cpu_clock{};
@@ -200,7 +206,9 @@ struct alignas(64) worker {
   void count_switch() noexcept { switches.store(switches.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
 
   void after_switch() noexcept;
-  static void switch_out(worker* w, after a, after_switch_fn cb = nullptr, void* cb_arg = nullptr) noexcept;
+  static worker* switch_out(worker* w, after a, after_switch_fn cb = nullptr, void* cb_arg = nullptr) noexcept;
+  static wake_reason park_fiber(worker*& w, ticket t, const char* what, time_point deadline, after_switch_fn cb,
+                                void* arg) noexcept;
   static void fiber_entry(context* from, void* arg);
   static void check_stack(fiber_base* f) noexcept;
   static const char* stack_lo(const fiber_base* f) noexcept { return f->stack_.lo; }
@@ -298,6 +306,7 @@ struct scheduler::impl {
   void register_fiber(fiber_base* f, unsigned shard) noexcept;
   void unregister_fiber(fiber_base* f) noexcept;
   void worker_main(worker& w) noexcept;
+  std::int64_t io_waiting() const noexcept;
   void run_fiber(worker& w, fiber_base* f) noexcept;
   void exit_cleanup(worker& w, fiber_base* f) noexcept;
   std::string build_report();
@@ -313,7 +322,20 @@ struct sched_access {
   static scheduler::impl* im(scheduler* s) { return s->impl_.get(); }
 };
 
-reactor* io_internal::reactor_of(scheduler* s) noexcept { return s ? &sched_access::im(s)->poller : nullptr; }
+reactor* io_internal::current_reactor() noexcept {
+  worker* w = this_worker();
+  return (w && w->current) ? &w->im->poller : nullptr;
+}
+
+// io_waiting() is how many of this runtime's fibers wait on fds. Exact when
+// every worker is idle (each worker's writes precede its seq_cst npidle++,
+// which the caller has read); a hint otherwise. Any thread.
+std::int64_t scheduler::impl::io_waiting() const noexcept {
+  std::int64_t n = 0;
+  const unsigned started = nslots.load(std::memory_order_acquire);  // acquire: a started spare's slot
+  for (unsigned i = 0; i < started; ++i) n += workers[i]->io_waits.load(std::memory_order_relaxed);
+  return n;
+}
 
 
 // ---------------------------------------------------------------------------
@@ -502,9 +524,10 @@ wake_reason park_thread(parker* p, ticket t, time_point deadline, after_switch_f
 
 }  // namespace
 
-wake_reason park(ticket t, const char* what, time_point deadline, after_switch_fn cb, void* arg) noexcept {
-  worker* w = this_worker();
-  if (w == nullptr || w->current == nullptr || t.p->fiber == nullptr) return park_thread(t.p, t, deadline, cb, arg);
+// park_fiber() is park() for the fiber `w` runs; on return `w` is the
+// worker it resumed on (saves the caller a TLS read). Owner worker only.
+GREEN_HOT wake_reason worker::park_fiber(worker*& w, ticket t, const char* what, time_point deadline,
+                                         after_switch_fn cb, void* arg) noexcept {
   fiber_base* f = w->current;
   parker* p = &f->parker_;
 
@@ -536,7 +559,7 @@ wake_reason park(ticket t, const char* what, time_point deadline, after_switch_f
   } else {
     f->wait_what_.store(what, std::memory_order_relaxed);
     w->prev_gen = t.gen;
-    worker::switch_out(w, after::park, cb, arg);
+    w = switch_out(w, after::park, cb, arg);
     f->wait_what_.store(nullptr, std::memory_order_relaxed);
   }
   if (timed) timer_heap::cancel(&f->park_timer_);
@@ -544,6 +567,22 @@ wake_reason park(ticket t, const char* what, time_point deadline, after_switch_f
   p->word.store(parker::make(t.gen, parker::idle), std::memory_order_relaxed);
   wake_reason r = parker::reason(word);
   if (r == wake_reason::killed) f->kill_requested_.store(false, std::memory_order_relaxed);  // delivered once
+  return r;
+}
+
+wake_reason park(ticket t, const char* what, time_point deadline, after_switch_fn cb, void* arg) noexcept {
+  worker* w = this_worker();
+  if (w == nullptr || w->current == nullptr || t.p->fiber == nullptr) return park_thread(t.p, t, deadline, cb, arg);
+  return worker::park_fiber(w, t, what, deadline, cb, arg);
+}
+
+wake_reason io_internal::park_io(ticket t, const char* what, time_point deadline) noexcept {
+  worker* w = this_worker();
+  if (w == nullptr || w->current == nullptr || t.p->fiber == nullptr) return park_thread(t.p, t, deadline, nullptr, nullptr);
+  // Owner-only counters (see worker::io_waits): a plain load+store each.
+  w->io_waits.store(w->io_waits.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  wake_reason r = worker::park_fiber(w, t, what, deadline, nullptr, nullptr);
+  w->io_waits.store(w->io_waits.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);  // w: where we resumed
   return r;
 }
 
@@ -875,8 +914,10 @@ fiber_base* scheduler::impl::find_runnable(worker& w) noexcept {
       w.spinning = false;
       nmspinning.fetch_sub(1, std::memory_order_seq_cst);
       std::atomic_thread_fence(std::memory_order_seq_cst);
-      for (auto& v : workers)
-        if (v->has_work()) recheck = true;
+      // Started workers only: one not started has no queue to look at.
+      const unsigned started = nslots.load(std::memory_order_acquire);
+      for (unsigned i = 0; i < started; ++i)
+        if (workers[i]->has_work()) recheck = true;
       if (gsize.load(std::memory_order_seq_cst) != 0) recheck = true;
     }
     if (recheck) {
@@ -929,8 +970,9 @@ GREEN_HOT void worker::check_stack(fiber_base* f) noexcept {
 }
 
 // switch_out() leaves the current fiber: `a` says what after_switch() does
-// with it. Fiber context only. Returns when the fiber is resumed (not for exit).
-GREEN_HOT void worker::switch_out(worker* w, after a, after_switch_fn cb, void* cb_arg) noexcept {
+// with it. Fiber context only. Returns when the fiber is resumed (not for
+// exit), with the worker it resumed on.
+GREEN_HOT worker* worker::switch_out(worker* w, after a, after_switch_fn cb, void* cb_arg) noexcept {
   fiber_base* prev = w->current;
   check_stack(prev);
   fiber_base* next = w->pick_startable();
@@ -939,7 +981,7 @@ GREEN_HOT void worker::switch_out(worker* w, after a, after_switch_fn cb, void* 
     if (next && !w->start(next)) next = nullptr;
     if (next == nullptr) {
       w->count_switch();  // progress for the monitor: this fiber does yield
-      return;             // nothing else to run: keep running
+      return w;           // nothing else to run: keep running
     }
   }
   w->pending = a;
@@ -965,6 +1007,7 @@ GREEN_HOT void worker::switch_out(worker* w, after a, after_switch_fn cb, void* 
   worker* now = this_worker();
   now->after_switch();
   *now->errno_addr = prev->saved_errno_;
+  return now;
 }
 
 GREEN_HOT void worker::after_switch() noexcept {
@@ -1178,7 +1221,7 @@ std::string scheduler::impl::build_report() {
 
 void scheduler::impl::check_deadlock(worker& w) noexcept {
   // Cheap exits first: this runs each time the last worker goes idle.
-  if (io_waiters() != 0) return;  // a peer may still write to that fd
+  if (io_waiting() > 0) return;  // a peer may still write to that fd
   if (w.timers.size() != 0) return;
   std::lock_guard main_lk(main_mu);
   fiber_base* m = main.load(std::memory_order_acquire);
@@ -1416,7 +1459,7 @@ void scheduler::impl::monitor_main() noexcept {
         npidle.load(std::memory_order_seq_cst) == 0 && stuck >= nactive.load(std::memory_order_seq_cst))
       activate_spare();
     // Fibers wait on fds but every worker is busy, so nobody polls: poll here.
-    if (io_waiters() != 0 && now - poller.last_poll() >= limit) {
+    if (io_waiting() > 0 && now - poller.last_poll() >= limit) {
       bool expect = false;
       if (poller_busy.compare_exchange_strong(expect, true, std::memory_order_acquire)) {
         reactor::ready_event ready[reactor::max_events];
@@ -1708,6 +1751,13 @@ void scheduler::dump(std::ostream& out) {
 void scheduler::dump_all(std::ostream& out) {
   std::lock_guard lk(all_mu);
   for (scheduler* s : all_schedulers()) s->dump(out);
+}
+
+std::size_t io_waiters() noexcept {
+  std::lock_guard lk(all_mu);
+  std::int64_t n = 0;
+  for (scheduler* s : all_schedulers()) n += sched_access::im(s)->io_waiting();
+  return n > 0 ? static_cast<std::size_t>(n) : 0;
 }
 
 }  // namespace green::sched

@@ -43,7 +43,8 @@ wake_reason wait_fd(int fd, io_dir dir, time_point deadline = no_deadline) noexc
 // drops the fd from the poller. Any thread. Call before ::close(fd).
 void notify_close(int fd) noexcept;
 
-// io_waiters() counts fibers parked in wait_fd() across the process (tests).
+// io_waiters() counts the fibers of every live runtime parked in wait_fd()
+// (tests). Any thread.
 std::size_t io_waiters() noexcept;
 
 }  // namespace green::sched
