@@ -303,6 +303,7 @@ struct scheduler::impl {
   fiber_base* find_runnable(worker& w) noexcept;
   fiber_base* found(worker& w, fiber_base* f) noexcept;
   void check_deadlock(worker& w) noexcept;
+  bool all_asleep(fiber_base* m, std::uint64_t* main_word) noexcept;
   void register_fiber(fiber_base* f, unsigned shard) noexcept;
   void unregister_fiber(fiber_base* f) noexcept;
   void worker_main(worker& w) noexcept;
@@ -1219,25 +1220,45 @@ std::string scheduler::impl::build_report() {
   return out.str();
 }
 
+// all_asleep() is true when nothing of this runtime can run or be woken from
+// inside it: no fd waiter, no timer, empty queues, every worker idle, and
+// the main fiber parked (its park word goes to *main_word).
+bool scheduler::impl::all_asleep(fiber_base* m, std::uint64_t* main_word) noexcept {
+  if (io_waiting() > 0) return false;  // a peer may still write to that fd
+  for (auto& v : workers)
+    if (v->timers.size() != 0 || v->has_work()) return false;
+  if (gsize.load(std::memory_order_acquire) != 0) return false;
+  if (npidle.load(std::memory_order_seq_cst) != nactive.load(std::memory_order_seq_cst)) return false;
+  *main_word = m->parker_.word.load(std::memory_order_acquire);
+  return parker::status(*main_word) == parker::parked;
+}
+
 void scheduler::impl::check_deadlock(worker& w) noexcept {
   // Cheap exits first: this runs each time the last worker goes idle.
-  if (io_waiting() > 0) return;  // a peer may still write to that fd
+  if (io_waiting() > 0) return;
   if (w.timers.size() != 0) return;
   std::lock_guard main_lk(main_mu);
   fiber_base* m = main.load(std::memory_order_acquire);
   if (m == nullptr || self->cfg_.on_deadlock == deadlock_policy::ignore) return;
   if (stopping.load(std::memory_order_acquire)) return;
-  for (auto& v : workers)
-    if (v->timers.size() != 0 || v->has_work()) return;
-  if (gsize.load(std::memory_order_acquire) != 0) return;
-  if (npidle.load(std::memory_order_seq_cst) != nactive.load(std::memory_order_seq_cst)) return;
-  std::uint64_t mw = m->parker_.word.load(std::memory_order_acquire);
-  if (parker::status(mw) != parker::parked) return;
+  std::uint64_t mw = 0;
+  if (!all_asleep(m, &mw)) return;
   std::vector<pid_t> ours;
   for (auto& v : workers) ours.push_back(v->tid.load(std::memory_order_relaxed));
   ours.push_back(main_waiter_tid.load(std::memory_order_relaxed));
   ours.push_back(monitor_tid.load(std::memory_order_relaxed));
   if (outside_threads_exist(ours)) return;
+  // Then the same checks again. An outside thread may have woken fibers and
+  // exited between the first checks and the /proc scan (the scan then sees
+  // no outside thread, while the fibers it woke sit in the global queue:
+  // regression test a_thread_that_wakes_fibers_and_exits_is_no_deadlock).
+  // Once no outside thread exists none can appear (only a running fiber or
+  // thread could start one), and what an exited thread did precedes its exit,
+  // which precedes our scan (the kernel's exit and readdir order them; the
+  // fence orders our loads after the scan), so checks made now see it.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  std::uint64_t mw2 = 0;
+  if (!all_asleep(m, &mw2) || mw2 != mw) return;
   std::string text = build_report();
   deadlocks.fetch_add(1, std::memory_order_relaxed);
   if (self->cfg_.on_deadlock == deadlock_policy::abort) {
@@ -1248,7 +1269,6 @@ void scheduler::impl::check_deadlock(worker& w) noexcept {
     std::lock_guard lk(report_mu);
     report = std::move(text);
   }
-  (void)w;
   wake(ticket{&m->parker_, parker::gen(mw)}, wake_reason::deadlock);
 }
 
