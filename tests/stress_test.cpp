@@ -123,7 +123,7 @@ bool consume(C& c, std::minstd_rand& rng, tally& t) {
           return true;
         }
         case 1: {
-          std::uint64_t v;
+          std::uint64_t v = 0;  // set by recv_for when it returns ok (GCC -O1 cannot see that)
           op_status s = ops<C>::recv_for(c, v);
           if (s == op_status::closed) return false;
           if (s == op_status::timeout) continue;

@@ -1123,6 +1123,7 @@ void scheduler::impl::run_fiber(worker& w, fiber_base* f) noexcept {
 // guard-page overflow reports
 
 namespace {
+#ifndef GREEN_SANITIZED  // the sanitizers report overflows themselves
 std::once_flag segv_once;
 struct sigaction old_segv;
 
@@ -1142,9 +1143,10 @@ void segv_handler(int sig, siginfo_t* info, void* uctx) {
   signal(sig, SIG_DFL);
   raise(sig);
 }
+#endif
 
 void install_segv_handler() {
-#ifndef GREEN_SANITIZED  // the sanitizers report overflows themselves
+#ifndef GREEN_SANITIZED
   std::call_once(segv_once, [] {
     struct sigaction sa{};
     sa.sa_sigaction = segv_handler;
