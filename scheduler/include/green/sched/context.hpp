@@ -41,6 +41,11 @@ class context {
   // called from another context after exit_to().
   void release() noexcept;
 
+  // resume_point() is where a suspended context's saved registers sit, the
+  // lowest address its resumption touches (null before the first switch).
+  // For prefetching only. Valid while the context is suspended.
+  const void* resume_point() const noexcept { return fctx_; }
+
  private:
   friend struct context_access;
   void* fctx_ = nullptr;           // Boost.Context fcontext_t of the suspended side
