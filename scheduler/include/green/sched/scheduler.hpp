@@ -244,7 +244,13 @@ class fiber_base {
   stack stack_;
   std::size_t stack_size_ = 0;  // requested; 0 = the runtime's default
   parker parker_;
+  // Hot fields of the switch path sit in bytes 0-255 (four lines, which
+  // worker::prefetch_next() fetches ahead): the context and stack bounds,
+  // the park word, state, wait reason, kill flag, errno, timer reason and
+  // last worker. Colder ones (timer node, run-queue and registry links)
+  // follow.
   std::atomic<fiber_state> state_{fiber_state::created};
+  wake_reason timer_reason_ = wake_reason::timeout;
   std::atomic<const char*> wait_what_{nullptr};
   std::atomic<bool> kill_requested_{false};
   std::atomic<bool> done_{false};
@@ -252,12 +258,12 @@ class fiber_base {
   spinlock done_mu_;
   wait_queue joiners_;             // guarded by done_mu_
   int saved_errno_ = 0;
+  std::atomic<unsigned> last_worker_{~0u};  // worker it last ran on (dumps); relaxed
   // park deadline
   struct park_timer : timer_node {
     fiber_base* owner = nullptr;
   } park_timer_;
   ticket park_ticket_{};
-  wake_reason timer_reason_ = wake_reason::timeout;
   // run queues and registry (scheduler-owned)
   fiber_base* next_ = nullptr;     // global queue link
   fiber_base* reg_prev_ = nullptr;
@@ -265,7 +271,6 @@ class fiber_base {
   unsigned reg_shard_ = 0;
   unsigned spawned_on_ = ~0u;      // worker index it was spawned on (tests)
   std::uint64_t parent_id_ = 0;    // the fiber that spawned it, 0: a plain thread (reports)
-  std::atomic<unsigned> last_worker_{~0u};  // worker it last ran on (dumps); relaxed
 };
 
 // The per-call deadline/kill/timeout protocol (fiber or thread context):
