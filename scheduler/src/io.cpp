@@ -156,10 +156,10 @@ void io_internal::on_ready(std::uint64_t key, std::uint32_t events) noexcept {
   // The empty() tests first: nearly every event finds one side with no
   // waiter (an echo's EPOLLOUT), and the call would cost more than the test.
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLPRI | both)) {
-    if (e->readers.empty() || e->readers.wake_all() == 0) e->rready = true;
+    if (e->readers.empty() || e->readers.wake_all(wake_reason::notified, true) == 0) e->rready = true;
   }
   if (events & (EPOLLOUT | both)) {
-    if (e->writers.empty() || e->writers.wake_all() == 0) e->wready = true;
+    if (e->writers.empty() || e->writers.wake_all(wake_reason::notified, true) == 0) e->wready = true;
   }
 }
 

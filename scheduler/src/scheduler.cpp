@@ -360,11 +360,11 @@ waiter* wait_queue::wake_one(wake_reason r) noexcept {
   return nullptr;
 }
 
-std::size_t wait_queue::wake_all(wake_reason r) noexcept {
+std::size_t wait_queue::wake_all(wake_reason r, bool fifo) noexcept {
   std::size_t n = 0;
   while (waiter* w = pop_front()) {
     w->chosen = true;
-    if (wake(w->t, r)) ++n;
+    if (wake_as(w->t, r, !fifo && r == wake_reason::notified)) ++n;
     else w->chosen = false;
   }
   return n;
@@ -480,7 +480,11 @@ ticket prepare_park() noexcept {
   return ticket{p, gen};
 }
 
-bool wake(ticket t, wake_reason r) noexcept {
+bool wake(ticket t, wake_reason r) noexcept { return wake_as(t, r, r == wake_reason::notified); }
+
+// wake_as() is wake() choosing where a parked fiber queues: the LIFO slot
+// (`lifo`) or the run queue's tail.
+bool wake_as(ticket t, wake_reason r, bool lifo) noexcept {
   parker* p = t.p;
   // Read before the CAS: once it succeeds on an armed (still running) fiber,
   // that fiber may return, finish and be freed.
@@ -499,8 +503,11 @@ bool wake(ticket t, wake_reason r) noexcept {
       } else if (st == parker::parked) {
         // A notified fiber goes to the LIFO slot (it likely consumes what the
         // waker just produced); timeouts go to the tail, so a batch of
-        // expired timers runs in deadline order.
-        sched_access::im(f->sched_)->make_runnable(f, r == wake_reason::notified);
+        // expired timers runs in deadline order, and so do fd readiness
+        // wakes (wake_all(fifo)): a poll's batch runs in the kernel's order,
+        // without an exchange of the slot per event (Go's netpoll queues
+        // its goroutines the same way, injectglist).
+        sched_access::im(f->sched_)->make_runnable(f, lifo);
       }
       return true;
     }
