@@ -326,6 +326,10 @@ struct scheduler::impl {
 
 struct sched_access {
   static scheduler::impl* im(scheduler* s) { return s->impl_.get(); }
+  // wake_as() is wake() saying where a parked fiber queues: the LIFO slot
+  // (`lifo`) or its worker's run-queue tail. Any thread. Internal: only
+  // wait_queue::wake_all(r, fifo) chooses.
+  static bool wake_as(ticket t, wake_reason r, bool lifo) noexcept;
 };
 
 reactor* io_internal::current_reactor() noexcept {
@@ -364,7 +368,7 @@ std::size_t wait_queue::wake_all(wake_reason r, bool fifo) noexcept {
   std::size_t n = 0;
   while (waiter* w = pop_front()) {
     w->chosen = true;
-    if (wake_as(w->t, r, !fifo && r == wake_reason::notified)) ++n;
+    if (sched_access::wake_as(w->t, r, !fifo && r == wake_reason::notified)) ++n;
     else w->chosen = false;
   }
   return n;
@@ -480,11 +484,9 @@ ticket prepare_park() noexcept {
   return ticket{p, gen};
 }
 
-bool wake(ticket t, wake_reason r) noexcept { return wake_as(t, r, r == wake_reason::notified); }
+bool wake(ticket t, wake_reason r) noexcept { return sched_access::wake_as(t, r, r == wake_reason::notified); }
 
-// wake_as() is wake() choosing where a parked fiber queues: the LIFO slot
-// (`lifo`) or the run queue's tail.
-bool wake_as(ticket t, wake_reason r, bool lifo) noexcept {
+bool sched_access::wake_as(ticket t, wake_reason r, bool lifo) noexcept {
   parker* p = t.p;
   // Read before the CAS: once it succeeds on an armed (still running) fiber,
   // that fiber may return, finish and be freed.
@@ -583,15 +585,22 @@ GREEN_HOT wake_reason worker::park_fiber(worker*& w, ticket t, const char* what,
   return r;
 }
 
-wake_reason park(ticket t, const char* what, time_point deadline, after_switch_fn cb, void* arg) noexcept {
+// fiber_parker() is the worker running the fiber that `t` parks, or null
+// when `t` is a plain thread's (or the caller runs no fiber): park_thread().
+static worker* fiber_parker(ticket t) noexcept {
   worker* w = this_worker();
-  if (w == nullptr || w->current == nullptr || t.p->fiber == nullptr) return park_thread(t.p, t, deadline, cb, arg);
+  return (w != nullptr && w->current != nullptr && t.p->fiber != nullptr) ? w : nullptr;
+}
+
+wake_reason park(ticket t, const char* what, time_point deadline, after_switch_fn cb, void* arg) noexcept {
+  worker* w = fiber_parker(t);
+  if (w == nullptr) return park_thread(t.p, t, deadline, cb, arg);
   return worker::park_fiber(w, t, what, deadline, cb, arg);
 }
 
 wake_reason io_internal::park_io(ticket t, const char* what, time_point deadline) noexcept {
-  worker* w = this_worker();
-  if (w == nullptr || w->current == nullptr || t.p->fiber == nullptr) return park_thread(t.p, t, deadline, nullptr, nullptr);
+  worker* w = fiber_parker(t);
+  if (w == nullptr) return park_thread(t.p, t, deadline, nullptr, nullptr);
   // Owner-only counters (see worker::io_waits): a plain load+store each.
   w->io_waits.store(w->io_waits.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   wake_reason r = worker::park_fiber(w, t, what, deadline, nullptr, nullptr);

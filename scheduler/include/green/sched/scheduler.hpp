@@ -169,9 +169,6 @@ ticket prepare_park() noexcept;
 wake_reason park(ticket t, const char* what, time_point deadline = no_deadline, after_switch_fn after = nullptr,
                  void* after_arg = nullptr) noexcept;
 bool wake(ticket t, wake_reason r = wake_reason::notified) noexcept;
-// wake_as() is wake() that says where a parked fiber queues: the LIFO slot
-// (`lifo`) or its worker's run-queue tail. Any thread.
-bool wake_as(ticket t, wake_reason r, bool lifo) noexcept;
 
 // fiber_base: the fiber control block. fibers/ derives the typed part
 // (function and result). Reference counted: one reference for the runtime
@@ -240,7 +237,6 @@ class fiber_base {
   friend ticket prepare_park() noexcept;
   friend wake_reason park(ticket, const char*, time_point, after_switch_fn, void*) noexcept;
   friend bool wake(ticket, wake_reason) noexcept;
-  friend bool wake_as(ticket, wake_reason, bool) noexcept;
 
   std::atomic<std::uint32_t> refs_{1};
   std::uint64_t id_ = 0;
