@@ -12,6 +12,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "green/detail/deadline.hpp"
 #include "green/errors.hpp"
 #include "green/sched/scheduler.hpp"
 
@@ -138,12 +139,13 @@ class fiber {
   // false on timeout. Fiber or thread context.
   template <class Rep, class Period>
   bool wait_for(std::chrono::duration<Rep, Period> d) {
-    return wait_until(sched::clock::now() + std::chrono::ceil<sched::clock::duration>(d));
+    return wait_until(detail::deadline_after(d));
   }
-  bool wait_until(sched::time_point deadline) {
+  template <class Clock, class Duration>
+  bool wait_until(std::chrono::time_point<Clock, Duration> tp) {
     if (!f_) detail::throw_joined_twice();
     bool timed_out = false;
-    detail::wait_or_raise(*f_, deadline, &timed_out);
+    detail::wait_or_raise(*f_, detail::to_deadline(tp), &timed_out);
     return !timed_out;
   }
 

@@ -5,24 +5,30 @@
 #include <cstdint>
 #include <string>
 
+#include "green/detail/deadline.hpp"
 #include "green/sched/scheduler.hpp"
 
 namespace green::this_fiber {
 
-// yield() lets other runnable fibers run first. Fiber context (on a plain
-// thread it yields the OS thread).
-void yield() noexcept;
+// yield() lets other runnable fibers run first. It is a cancellation point
+// (gevent's sleep(0)): a fiber with a pending kill raises green::fiber_exit
+// here, so a loop that only yields can still be killed. Fiber context (on a
+// plain thread it yields the OS thread and never throws).
+void yield();
 
 // sleep_until() suspends the fiber until `tp` (a plain thread sleeps).
 // Raises fiber_exit if killed and timeout_error if a green::timeout expires.
+// sleep_for(d): a d too long for the clock sleeps forever (it saturates);
+// sleep_for(0) and negative durations still switch, and raise fiber_exit
+// for a pending kill, like yield().
 void sleep_until(sched::time_point tp);
 template <class Clock, class Duration>
 void sleep_until(std::chrono::time_point<Clock, Duration> tp) {
-  sleep_until(sched::clock::now() + std::chrono::ceil<sched::clock::duration>(tp - Clock::now()));
+  sleep_until(detail::to_deadline(tp));
 }
 template <class Rep, class Period>
 void sleep_for(std::chrono::duration<Rep, Period> d) {
-  sleep_until(sched::clock::now() + std::chrono::ceil<sched::clock::duration>(d));
+  sleep_until(detail::deadline_after(d));
 }
 
 // id() is the fiber's id (unique in the process, never 0); 0 on a plain thread.

@@ -3,6 +3,7 @@
 
 #include <chrono>
 
+#include "green/detail/deadline.hpp"
 #include "green/errors.hpp"
 #include "green/sched/scheduler.hpp"
 
@@ -14,11 +15,12 @@ namespace green {
 // the scope that expired. Nested scopes work: the earliest deadline wins.
 // Leaving the scope cancels it. Fiber context only; on a plain thread it
 // has no effect. Code that never blocks is not interrupted (cooperative).
+// A duration too long for the clock never expires (it saturates).
 class timeout {
  public:
   template <class Rep, class Period>
   explicit timeout(std::chrono::duration<Rep, Period> d)
-      : timeout(sched::clock::now() + std::chrono::ceil<sched::clock::duration>(d)) {}
+      : timeout(detail::deadline_after(d)) {}
   explicit timeout(sched::time_point deadline);
   ~timeout();
   timeout(const timeout&) = delete;

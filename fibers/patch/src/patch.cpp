@@ -68,6 +68,7 @@
 #include <cstring>
 #include <vector>
 
+#include "green/detail/deadline.hpp"
 #include "green/patch.hpp"
 #include "patch_detail.hpp"
 
@@ -273,9 +274,16 @@ int wait_ready(int fd, io_dir dir, time_point deadline, int on_timeout = EAGAIN)
   return park_error(sched::wait_fd(fd, dir, deadline), on_timeout);
 }
 
+// span() is a C timeout's seconds and nanoseconds as one duration that
+// cannot overflow (tv_sec may be near its maximum); deadlines made from it
+// saturate to no_deadline (green/detail/deadline.hpp), so "very long" never
+// becomes "now".
+using span = std::chrono::duration<long double>;
+span to_span(time_t sec, long nsec) noexcept { return span(static_cast<long double>(sec) + nsec / 1e9L); }
+
 time_point after(const timeval& tv) noexcept {
   if (tv.tv_sec == 0 && tv.tv_usec == 0) return no_deadline;  // 0 means "no timeout"
-  return clock::now() + std::chrono::seconds(tv.tv_sec) + std::chrono::microseconds(tv.tv_usec);
+  return green::detail::deadline_after(to_span(tv.tv_sec, tv.tv_usec * 1000L));
 }
 
 // sock_deadline() is the deadline SO_RCVTIMEO / SO_SNDTIMEO gives a call
@@ -515,11 +523,11 @@ int fiber_poll(pollfd* fds_, nfds_t n, time_point deadline, const sigset_t* mask
 }
 
 time_point deadline_ms(int ms) noexcept {
-  return ms < 0 ? no_deadline : clock::now() + std::chrono::milliseconds(ms);
+  return ms < 0 ? no_deadline : green::detail::deadline_after(std::chrono::milliseconds(ms));
 }
 time_point deadline_ts(const timespec* ts) noexcept {
   if (!ts) return no_deadline;
-  return clock::now() + std::chrono::seconds(ts->tv_sec) + std::chrono::nanoseconds(ts->tv_nsec);
+  return green::detail::deadline_after(to_span(ts->tv_sec, ts->tv_nsec));
 }
 bool valid_ts(const timespec* ts) noexcept {
   return ts->tv_sec >= 0 && ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000;
@@ -586,9 +594,9 @@ int fiber_epoll_wait(int ep, epoll_event* ev, int max, int timeout, const sigset
 }
 
 // fiber_sleep() sleeps `d` on a fiber; returns 0 (a kill ends it early).
-void fiber_sleep(clock::duration d) noexcept {
+void fiber_sleep(span d) noexcept {
   n_sleeps.fetch_add(1, std::memory_order_relaxed);
-  sleep_until(clock::now() + d);
+  sleep_until(green::detail::deadline_after(d));
 }
 
 // fcntl_impl() is fcntl() with the temporary O_NONBLOCK of connect/accept
@@ -883,9 +891,7 @@ int select(int nfds, fd_set* r, fd_set* w, fd_set* x, timeval* tv) {
   GREEN_PASS(select, nfds, r, w, x, tv);
   if (nfds < 0 || (tv && (tv->tv_sec < 0 || tv->tv_usec < 0 || (tv->tv_sec == 0 && tv->tv_usec == 0))))
     return GREEN_REAL(select)(nfds, r, w, x, tv);
-  green::sched::time_point deadline =
-      tv ? green::sched::clock::now() + std::chrono::seconds(tv->tv_sec) + std::chrono::microseconds(tv->tv_usec)
-         : green::sched::no_deadline;
+  green::sched::time_point deadline = tv ? after(*tv) : green::sched::no_deadline;
   int res = fiber_select(nfds, r, w, x, deadline, nullptr, false);
   if (tv) {  // Linux reports the time not slept
     auto left = std::max(deadline - green::sched::clock::now(), green::sched::clock::duration::zero());
@@ -918,7 +924,7 @@ int epoll_pwait(int ep, epoll_event* ev, int max, int timeout, const sigset_t* m
 int nanosleep(const timespec* req, timespec* rem) {
   GREEN_PASS(nanosleep, req, rem);
   if (!req || !valid_ts(req)) return GREEN_REAL(nanosleep)(req, rem);
-  fiber_sleep(std::chrono::seconds(req->tv_sec) + std::chrono::nanoseconds(req->tv_nsec));
+  fiber_sleep(to_span(req->tv_sec, req->tv_nsec));
   return 0;
 }
 
@@ -926,11 +932,11 @@ int clock_nanosleep(clockid_t clk, int flags, const timespec* req, timespec* rem
   GREEN_PASS(clock_nanosleep, clk, flags, req, rem);
   bool wall = clk == CLOCK_REALTIME || clk == CLOCK_MONOTONIC || clk == CLOCK_BOOTTIME || clk == CLOCK_TAI;
   if (!wall || !req || !valid_ts(req)) return GREEN_REAL(clock_nanosleep)(clk, flags, req, rem);
-  auto d = std::chrono::seconds(req->tv_sec) + std::chrono::nanoseconds(req->tv_nsec);
+  span d = to_span(req->tv_sec, req->tv_nsec);
   if (flags & TIMER_ABSTIME) {
     timespec now{};
     clock_gettime(clk, &now);
-    auto n = std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec);
+    span n = to_span(now.tv_sec, now.tv_nsec);
     if (d <= n) return 0;
     fiber_sleep(d - n);
   } else {
@@ -941,7 +947,7 @@ int clock_nanosleep(clockid_t clk, int flags, const timespec* req, timespec* rem
 
 int usleep(useconds_t us) {
   GREEN_PASS(usleep, us);
-  fiber_sleep(std::chrono::microseconds(us));
+  fiber_sleep(std::chrono::microseconds(us));  // converts exactly to span
   return 0;
 }
 

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <mutex>
 
+#include "green/detail/deadline.hpp"
 #include "green/errors.hpp"
 #include "green/sched/scheduler.hpp"
 #include "green/sched/spinlock.hpp"
@@ -26,26 +27,6 @@ using sched::clock;
 using sched::no_deadline;
 using sched::time_point;
 using sched::wake_reason;
-
-// deadline_after() is now + d, rounded up to the clock's tick; a huge d
-// saturates to no_deadline instead of overflowing.
-template <class Rep, class Period>
-time_point deadline_after(std::chrono::duration<Rep, Period> d) {
-  auto now = clock::now();
-  if (d <= d.zero()) return now;
-  auto left = std::chrono::duration_cast<std::chrono::duration<double>>(no_deadline - now);
-  if (std::chrono::duration_cast<std::chrono::duration<double>>(d) >= left) return no_deadline;
-  return now + std::chrono::ceil<clock::duration>(d);
-}
-// to_deadline() converts a time_point of any clock to the scheduler's clock.
-template <class Clock, class Duration>
-time_point to_deadline(std::chrono::time_point<Clock, Duration> tp) {
-  if constexpr (std::is_same_v<Clock, clock>) {
-    return std::chrono::time_point_cast<clock::duration>(tp);
-  } else {
-    return deadline_after(tp - Clock::now());
-  }
-}
 
 // self_id() names the caller for owner checks: the fiber's id, or on a plain
 // thread a per-thread token with the top bit set (fiber ids never have it).
