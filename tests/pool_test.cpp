@@ -378,19 +378,24 @@ TEST_P(pool_test, group_join_raise_error_raises_first_error_at_once) {
 TEST_P(pool_test, group_kill_and_killone) {
   run([] {
     green::group g;
-    std::atomic<int> unwound{0};
+    std::atomic<int> unwound{0}, started{0};
     auto body = [&] {
       on_unwind u{unwound};
+      started.fetch_add(1);
       for (;;) green::this_fiber::sleep_for(1ms);
     };
     std::vector<green::async_result<void>> rs;
     for (int i = 0; i < 5; ++i) rs.push_back(g.spawn(body));
+    // Kill only started members: one killed before it starts never runs its
+    // body, so it would have nothing to unwind.
+    green::testing::yield_until([&] { return started.load() == 5; });
     g.killone(rs[2]);
     EXPECT_EQ(g.size(), 4u);
     EXPECT_EQ(unwound.load(), 1);
     EXPECT_THROW(rs[2].get(), green::fiber_killed_error);
     auto f = green::spawn(body);
     g.add(f);
+    green::testing::yield_until([&] { return started.load() == 6; });
     g.killone(f);
     green::testing::expect_killed(f);
     EXPECT_TRUE(g.kill_for(10s));
@@ -398,8 +403,9 @@ TEST_P(pool_test, group_kill_and_killone) {
     EXPECT_EQ(unwound.load(), 6);
     for (auto& r : rs) EXPECT_THROW(r.get(), green::fiber_killed_error);
     // kill_for: false while a member that ignores kills still runs.
-    std::atomic<bool> release{false};
+    std::atomic<bool> release{false}, stubborn_started{false};
     auto stubborn = g.spawn([&] {
+      stubborn_started.store(true);
       while (!release.load()) {
         try {
           green::this_fiber::sleep_for(1ms);
@@ -407,6 +413,7 @@ TEST_P(pool_test, group_kill_and_killone) {
         }
       }
     });
+    green::testing::yield_until([&] { return stubborn_started.load(); });
     EXPECT_FALSE(g.kill_for(5ms));
     release = true;
     g.join();
@@ -415,15 +422,17 @@ TEST_P(pool_test, group_kill_and_killone) {
 }
 
 TEST_P(pool_test, group_destructor_kills_and_waits) {
-  std::atomic<int> unwound{0};
+  std::atomic<int> unwound{0}, started{0};
   run([&] {
     green::group g;
     for (int i = 0; i < 4; ++i)
       g.spawn([&] {
         on_unwind u{unwound};
+        started.fetch_add(1);
         green::event never;
         never.wait();
       });
+    green::testing::yield_until([&] { return started.load() == 4; });
   });
   EXPECT_EQ(unwound.load(), 4);
 }
@@ -684,13 +693,15 @@ TEST_P(pool_test, pool_imap_unordered_exception_and_early_exit) {
 TEST_P(pool_test, pool_kill_stops_its_fibers_and_join_returns) {
   run([] {
     green::pool p(3);
-    std::atomic<int> unwound{0};
+    std::atomic<int> unwound{0}, started{0};
     std::vector<green::async_result<void>> rs;
     for (int i = 0; i < 3; ++i)
       rs.push_back(p.spawn([&] {
         on_unwind u{unwound};
+        started.fetch_add(1);
         for (;;) green::this_fiber::sleep_for(1ms);
       }));
+    green::testing::yield_until([&] { return started.load() == 3; });
     // A spawner blocked on the full pool is not a member and is not killed.
     auto spawner = green::spawn([&] { p.spawn([] { return 1; }).get(); });
     wait_parked(spawner, "semaphore");
@@ -856,3 +867,22 @@ TEST_P(pool_test, parallel_errors_propagate_after_all_chunks) {
 }
 
 }  // namespace
+
+// Regression (kill before start, issue 13): a member killed before its fiber
+// first ran never runs its body, and its result says it was killed (not
+// "never ran"). One worker and no monitor: nothing can start it first.
+TEST(pool_kill, group_member_killed_before_start_reports_fiber_killed_error) {
+  auto c = green::testing::test_config(1);
+  c.monitor_limit = std::chrono::milliseconds(0);
+  green::run(
+      [] {
+        green::group g;
+        bool ran = false;
+        auto r = g.spawn([&] { ran = true; });
+        g.kill();
+        EXPECT_THROW(r.get(), green::fiber_killed_error);
+        EXPECT_FALSE(ran);
+        EXPECT_EQ(g.size(), 0u);
+      },
+      c);
+}

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cmath>
 #include <chrono>
 #include <numeric>
 #include <set>
@@ -521,6 +522,7 @@ TEST_P(runtime_test, detached_fiber_exception_goes_to_the_handler) {
 
 TEST_P(runtime_test, runtime_destruction_kills_leftover_fibers) {
   std::atomic<int> unwound{0};
+  std::atomic<int> started{0};
   {
     green::runtime rt(cfg());
     rt.run([&] {
@@ -530,10 +532,13 @@ TEST_P(runtime_test, runtime_destruction_kills_leftover_fibers) {
             std::atomic<int>& n;
             ~guard() { n.fetch_add(1); }
           } g{unwound};
+          started.fetch_add(1);
           green::this_fiber::sleep_for(1h);
         }).detach();
       }
-      green::this_fiber::sleep_for(1ms);
+      // Every fiber has started (a fiber killed before it starts never runs
+      // its body, so it would have no guard to unwind).
+      green::testing::yield_until([&] { return started.load() == 100; });
     });
   }
   EXPECT_EQ(unwound.load(), 100);
@@ -662,3 +667,241 @@ TEST(runtime_misuse, run_from_own_fiber_and_twice_are_clear_errors) {
   release.set();
   main_thread.join();
 }
+
+// ---------------------------------------------------------------------------
+// Trust regressions (issue 13): kill at yield and before start, huge
+// durations, deadlock_error caught around run().
+
+namespace {
+
+using trust_test = runtime_test;
+
+// Regression: this_fiber::yield() was no cancellation point, so a fiber
+// that loops on yield() ignored kill() and group.kill() / ~runtime waited
+// for it forever.
+TEST_P(trust_test, a_fiber_that_loops_on_yield_can_be_killed) {
+  green::run(
+      [] {
+        std::atomic<bool> started{false};
+        std::atomic<long> after_kill{0};
+        auto f = green::spawn([&] {
+          started.store(true);
+          for (;;) green::this_fiber::yield();
+        });
+        green::testing::yield_until([&] { return started.load(); });
+        f.kill();
+        green::testing::expect_killed(f);
+        EXPECT_EQ(after_kill.load(), 0);
+      },
+      cfg());
+}
+
+TEST_P(trust_test, group_kill_stops_fibers_that_loop_on_yield) {
+  green::run(
+      [] {
+        std::atomic<int> started{0}, unwound{0};
+        green::group g;
+        for (int i = 0; i < 8; ++i)
+          g.spawn([&] {
+            struct on_unwind {
+              std::atomic<int>& n;
+              ~on_unwind() { n.fetch_add(1); }
+            } guard{unwound};
+            started.fetch_add(1);
+            for (;;) green::this_fiber::yield();
+          });
+        green::testing::yield_until([&] { return started.load() == 8; });
+        g.kill();
+        EXPECT_EQ(unwound.load(), 8);
+      },
+      cfg());
+}
+
+// ~runtime kills what is left: a detached yield loop must not hang it.
+TEST_P(trust_test, runtime_destruction_stops_a_detached_yield_loop) {
+  std::atomic<bool> unwound{false};
+  {
+    green::runtime rt(cfg());
+    rt.run([&] {
+      std::atomic<bool> started{false};
+      green::spawn([&] {
+        struct on_unwind {
+          std::atomic<bool>& b;
+          ~on_unwind() { b.store(true); }
+        } guard{unwound};
+        started.store(true);
+        for (;;) green::this_fiber::yield();
+      }).detach();
+      green::testing::yield_until([&] { return started.load(); });
+    });
+  }
+  EXPECT_TRUE(unwound.load());
+}
+
+// sleep_for(0) is a cancellation point too (gevent's sleep(0)).
+TEST_P(trust_test, sleep_for_zero_raises_a_pending_kill) {
+  green::run(
+      [] {
+        std::atomic<bool> started{false};
+        auto f = green::spawn([&] {
+          started.store(true);
+          for (;;) green::this_fiber::sleep_for(0ms);
+        });
+        green::testing::yield_until([&] { return started.load(); });
+        f.kill();
+        green::testing::expect_killed(f);
+      },
+      cfg());
+}
+
+// Regression: a fiber killed before it first ran still ran its body, and
+// join() returned its value. On one worker with no monitor (no spare worker
+// can start it behind our back), the kill surely comes first.
+TEST(trust_misc, kill_before_start_keeps_the_body_from_running) {
+  auto c = green::testing::test_config(1);
+  c.monitor_limit = std::chrono::milliseconds(0);
+  green::run(
+      [] {
+        bool ran = false;
+        auto f = green::spawn([&] {
+          ran = true;
+          return 1;
+        });
+        f.kill();
+        green::testing::expect_killed(f);
+        EXPECT_FALSE(ran);
+      },
+      c);
+}
+
+// Regression: huge durations computed now() + d without saturating: signed
+// overflow, and the sleep returned (or the scope expired) at once. Each
+// check is ordered by a timer that is the behaviour itself, never raced.
+TEST_P(trust_test, huge_sleeps_saturate_to_forever) {
+  green::run(
+      [] {
+        // A short scope around a "forever" sleep: only the scope can end it.
+        auto scope_ends = [](auto forever) {
+          green::timeout t{1ms};
+          EXPECT_THROW(green::this_fiber::sleep_for(forever), green::timeout_error);
+        };
+        scope_ends(std::chrono::nanoseconds::max());
+        scope_ends(std::chrono::hours::max());
+        scope_ends(std::chrono::duration<double>(1e300));
+        {
+          green::timeout t{1ms};
+          EXPECT_THROW(green::this_fiber::sleep_until(std::chrono::system_clock::time_point::max()),
+                       green::timeout_error);
+        }
+        {
+          green::timeout t{1ms};
+          EXPECT_THROW(green::this_fiber::sleep_until(
+                           std::chrono::time_point<std::chrono::steady_clock, std::chrono::hours>::max()),
+                       green::timeout_error);
+        }
+      },
+      cfg());
+}
+
+TEST_P(trust_test, huge_timeout_scopes_never_expire) {
+  green::run(
+      [] {
+        green::event never;
+        {
+          green::timeout t{std::chrono::hours::max()};
+          EXPECT_FALSE(never.wait_for(1ms));  // the call's own deadline, not the scope
+          green::this_fiber::sleep_for(1ms);  // returns: the scope has not expired
+          EXPECT_FALSE(t.expired());
+        }
+        {
+          green::timeout t{std::chrono::nanoseconds::max()};
+          EXPECT_FALSE(never.wait_for(1ms));
+        }
+      },
+      cfg());
+}
+
+TEST_P(trust_test, huge_fiber_waits_saturate_to_forever) {
+  green::run(
+      [] {
+        green::event never;
+        auto f = green::spawn([&] { never.wait(); });
+        {
+          green::timeout t{1ms};
+          EXPECT_THROW(f.wait_for(std::chrono::nanoseconds::max()), green::timeout_error);
+        }
+        {
+          green::timeout t{1ms};
+          EXPECT_THROW(f.wait_for(std::chrono::hours::max()), green::timeout_error);
+        }
+        EXPECT_FALSE(f.wait_for(-std::chrono::hours::max()));  // negative: now
+        never.set();
+        f.join();
+      },
+      cfg());
+}
+
+TEST(trust_misc, deadlines_saturate_at_the_ends_of_the_clock) {
+  using green::detail::deadline_after;
+  using green::detail::to_deadline;
+  using green::sched::no_deadline;
+  EXPECT_EQ(deadline_after(std::chrono::nanoseconds::max()), no_deadline);
+  EXPECT_EQ(deadline_after(std::chrono::hours::max()), no_deadline);
+  EXPECT_EQ(deadline_after(std::chrono::duration<double>(1e300)), no_deadline);
+  // "now or earlier": computed before the clock is read again.
+  auto not_after_now = [](green::sched::time_point tp) { EXPECT_LE(tp, green::sched::clock::now()); };
+  not_after_now(deadline_after(std::chrono::hours::min()));
+  not_after_now(deadline_after(std::chrono::duration<double>(std::nan(""))));
+  EXPECT_EQ(to_deadline(std::chrono::system_clock::time_point::max()), no_deadline);
+  EXPECT_EQ(to_deadline(std::chrono::time_point<std::chrono::steady_clock, std::chrono::hours>::max()), no_deadline);
+  not_after_now(to_deadline(std::chrono::time_point<std::chrono::steady_clock, std::chrono::hours>::min()));
+  not_after_now(to_deadline(std::chrono::system_clock::time_point::min()));
+}
+
+// Regression: with the two mutexes local to main's lambda (the classic ABBA),
+// the report was raised in main, main unwound, the mutexes were destroyed
+// while the other fibers still waited on them, and the process aborted. Now
+// the deadlocked fibers unwind first and the error reaches the caller.
+TEST_P(trust_test, deadlock_error_is_caught_around_run_with_the_locks_local_to_main) {
+  if (green::testing::tsan)
+    GTEST_SKIP() << "TSan's helper thread counts as an outside thread that could wake fibers: no report";
+  std::atomic<int> unwound{0};
+  std::string what;
+  try {
+    green::run(
+        [&] {
+          green::mutex a, b;
+          green::latch both_hold_one(2);
+          struct on_unwind {
+            std::atomic<int>& n;
+            ~on_unwind() { n.fetch_add(1); }
+          };
+          auto f1 = green::spawn(green::spawn_options{"ab"}, [&] {
+            on_unwind u{unwound};
+            std::lock_guard la(a);
+            both_hold_one.arrive_and_wait();
+            std::lock_guard lb(b);
+          });
+          auto f2 = green::spawn(green::spawn_options{"ba"}, [&] {
+            on_unwind u{unwound};
+            std::lock_guard lb(b);
+            both_hold_one.arrive_and_wait();
+            std::lock_guard la(a);
+          });
+          f1.join();
+          f2.join();
+        },
+        cfg());
+    ADD_FAILURE() << "no deadlock reported";
+  } catch (const green::deadlock_error& e) {
+    what = e.what();
+  }
+  EXPECT_NE(what.find("'ab': parked (mutex)"), std::string::npos) << what;
+  EXPECT_NE(what.find("'ba': parked (mutex)"), std::string::npos) << what;
+  EXPECT_EQ(unwound.load(), 2);
+}
+
+INSTANTIATE_TEST_SUITE_P(w, trust_test, ::testing::ValuesIn(green::testing::worker_counts()),
+                         green::testing::worker_name);
+
+}  // namespace

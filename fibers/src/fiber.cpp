@@ -40,8 +40,13 @@ void raise_interrupt(sched::wake_reason r) {
     case sched::wake_reason::scope_timeout:
       throw timeout_error(expired_scope());
     case sched::wake_reason::deadlock: {
+      // Unwind the deadlocked fibers first: main's locals (the mutexes and
+      // channels they wait on) must outlive their waiters. Regression test:
+      // deadlock_error_is_caught_around_run_with_the_locks_local_to_main.
       sched::scheduler* s = sched::current_scheduler();
-      throw deadlock_error(s ? s->deadlock_report() : std::string("green: deadlock"));
+      std::string report = s ? s->deadlock_report() : std::string("green: deadlock");
+      if (s) s->unwind_deadlocked(sched::current_fiber());
+      throw deadlock_error(report);
     }
     default:
       return;
@@ -129,7 +134,13 @@ const void* expired_scope() noexcept {
 
 namespace this_fiber {
 
-void yield() noexcept { sched::yield(); }
+void yield() {
+  sched::yield();
+  // A cancellation point: a kill that arrived before or during the switch
+  // (it found no park to end) is raised here.
+  // Regression test: a_fiber_that_loops_on_yield_can_be_killed.
+  if (sched::fiber_base* f = sched::current_fiber(); f && f->take_kill()) throw fiber_exit{};
+}
 
 void sleep_until(sched::time_point tp) {
   if (sched::current_fiber() == nullptr) {

@@ -97,8 +97,13 @@ void group::settle_(detail::group_node* n) noexcept {
   detail::result_core* c = n->core;
   release_slot_(n);
   if (!c->claimed()) {
+    // The body never ran: killed before its fiber started (then get()
+    // raises fiber_killed_error, as for a task killed while running), or
+    // no stack could be mapped for it.
+    bool killed = n->fiber != nullptr && n->fiber->was_killed();
     try {
-      c->store_exception(std::make_exception_ptr(std::runtime_error("green: the task's fiber never ran")));
+      c->store_exception(killed ? detail::killed_task_error()
+                                : std::make_exception_ptr(std::runtime_error("green: the task's fiber never ran")));
     } catch (...) {  // claimed meanwhile: nothing to add
     }
   }

@@ -1323,6 +1323,27 @@ void scheduler::impl::check_deadlock(worker& w) noexcept {
   wake(ticket{&m->parker_, parker::gen(mw)}, wake_reason::deadlock);
 }
 
+void scheduler::unwind_deadlocked(fiber_base* self) {
+  // Every fiber is asleep and nothing can wake one, so every other fiber is
+  // part of the deadlock: kill them all. References keep each control block
+  // alive while we wait (unregister_fiber() runs at its exit).
+  std::vector<fiber_base*> others;
+  for (auto& sh : impl_->shards) {
+    std::lock_guard lk(sh->mu);
+    for (fiber_base* f = sh->head; f; f = f->reg_next_) {
+      if (f == self) continue;
+      f->add_ref();
+      others.push_back(f);
+    }
+  }
+  for (fiber_base* f : others) f->kill();
+  bool waiting = true;
+  for (fiber_base* f : others) {
+    if (waiting && f->wait_done(no_deadline) != wake_reason::notified) waiting = false;
+    f->release();
+  }
+}
+
 std::string scheduler::deadlock_report() const {
   std::lock_guard lk(impl_->report_mu);
   return impl_->report;

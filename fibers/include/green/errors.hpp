@@ -33,6 +33,9 @@ class timeout_error : public std::runtime_error {
 
 // deadlock_error is raised in the main fiber when every fiber is asleep and
 // nothing can wake any of them; what() lists each fiber and what it waits on.
+// Before it is raised, every other fiber of the runtime is killed and has
+// unwound (raised fiber_exit where it waited), so main can unwind its own
+// locals and the error reaches `try { green::run(...) } catch`.
 class deadlock_error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;

@@ -60,6 +60,14 @@ class fiber_impl final : public fiber_impl_base<R> {
 
  private:
   void invoke() noexcept override {
+    // Killed before it first ran: the body never starts (gevent's kill of
+    // a greenlet that has not started), and join() raises
+    // fiber_killed_error. Regression test: kill_before_start_keeps_the_body_from_running.
+    if (this->take_kill()) {
+      this->killed_ = true;
+      call_.reset();
+      return;
+    }
     try {
       apply_into(this->result, call_->first, std::move(call_->second));
     } catch (const fiber_exit&) {
@@ -157,8 +165,10 @@ class fiber {
   }
 
   // kill() makes the fiber raise green::fiber_exit at its current or next
-  // suspension point (it unwinds with RAII); join() then raises
-  // fiber_killed_error. Does not wait: join() afterwards to wait.
+  // suspension point (any blocking call, sleep, or this_fiber::yield()) and
+  // unwind with RAII; a fiber that has not started yet never runs its body.
+  // join() then raises fiber_killed_error. Does not wait: join() afterwards
+  // to wait. A loop that never blocks nor yields cannot be killed.
   void kill() noexcept {
     if (f_) f_->kill();
   }

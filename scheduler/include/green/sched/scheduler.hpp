@@ -204,6 +204,15 @@ class fiber_base {
   // wake_reason::killed (fibers/ turns that into green::fiber_exit). Any thread.
   void kill() noexcept;
   bool kill_requested() const noexcept { return kill_requested_.load(std::memory_order_acquire); }
+  // take_kill() consumes a pending kill (one that no park has delivered
+  // yet): true if there was one. For cancellation points that do not park
+  // (yield, a fiber's start). Owner fiber only.
+  bool take_kill() noexcept {
+    // relaxed load first: the common case (no kill) is one plain read.
+    // acquire on the exchange: pairs with the release store in kill().
+    return kill_requested_.load(std::memory_order_relaxed) &&
+           kill_requested_.exchange(false, std::memory_order_acquire);
+  }
 
   // Outcome, valid once done().
   std::exception_ptr error() const noexcept { return error_; }
@@ -341,6 +350,14 @@ class scheduler {
   void dump(std::ostream& out);
   // The last deadlock report (what deadlock_error carries).
   std::string deadlock_report() const;
+  // unwind_deadlocked() kills every other fiber of this runtime and waits
+  // until each has finished unwinding, so that the main fiber raises
+  // deadlock_error with no fiber still parked on its locals (mutexes,
+  // channels) when it unwinds. Stops waiting, leaving the rest, if the wait
+  // itself ends for another reason (a killed fiber blocked again while
+  // unwinding: the detector reports that as a deadlock too). Main fiber
+  // only, after a park returned wake_reason::deadlock.
+  void unwind_deadlocked(fiber_base* self);
 
   // Statistics for tests and benchmarks (relaxed counters).
   struct stats {
