@@ -730,4 +730,101 @@ TEST_P(patch, p_fibers_have_p_requests_in_flight_at_once) {
   EXPECT_EQ(server.max_in_flight(), p);
 }
 
+// ---------------------------------------------------------------------------
+// Issue 13, item 3: a kill a patched call reports to C code as ECANCELED is
+// not forgotten; the fiber raises fiber_exit at its next green suspension
+// point. The green wait after the call is an event nobody sets: if the kill
+// were lost, every fiber would be asleep and main's join() would raise
+// deadlock_error instead of fiber_killed_error (no hang, no timing).
+
+TEST_P(patch, kill_during_patched_read_raises_fiber_exit_at_next_green_wait) {
+  run([] {
+    auto p = make_pipe();  // nobody writes
+    outcome got{0, 0};
+    bool after_wait = false;
+    green::event never;
+    auto f = green::spawn([&] {
+      char b[4];
+      got = capture([&] { return ::read(p.first, b, 4); });
+      never.wait();  // must raise fiber_exit
+      after_wait = true;
+    });
+    wait_parked(f, "fd read");
+    f.kill();
+    green::testing::expect_killed(f);
+    EXPECT_EQ(got, (outcome{-1, ECANCELED}));
+    EXPECT_FALSE(after_wait);
+    close_both(p);
+  });
+}
+
+TEST_P(patch, kill_during_patched_sleep_raises_fiber_exit_at_next_green_wait) {
+  run([] {
+    long slept = -1;
+    bool after_wait = false;
+    green::event never;
+    auto f = green::spawn([&] {
+      slept = ::usleep(3600u * 1000000u / 4);  // 15 minutes: only the kill ends it
+      never.wait();
+      after_wait = true;
+    });
+    wait_parked(f, "patch:sleep");
+    f.kill();
+    green::testing::expect_killed(f);
+    EXPECT_EQ(slept, 0);  // sleeps end early and return 0
+    EXPECT_FALSE(after_wait);
+  });
+}
+
+// The resolver's pool thread cannot be held inside getaddrinfo on demand,
+// so the kill arrives first: the fiber kills itself, then the offload's
+// park returns `killed` at once, exactly the path a kill during the lookup
+// takes (the job is abandoned, the caller gets EAI_SYSTEM/ECANCELED).
+TEST_P(patch, kill_during_patched_getaddrinfo_raises_fiber_exit_at_next_green_wait) {
+  run([] {
+    int rc = 0, err = 0;
+    bool after_wait = false;
+    green::event never;
+    auto before = green::patch::get_stats().offloads;
+    auto f = green::spawn([&] {
+      green::sched::current_fiber()->kill();
+      addrinfo* res = nullptr;
+      rc = ::getaddrinfo("localhost", "80", nullptr, &res);
+      err = fresh_errno();
+      never.wait();
+      after_wait = true;
+    });
+    green::testing::expect_killed(f);
+    EXPECT_EQ(rc, EAI_SYSTEM);
+    EXPECT_EQ(err, ECANCELED);
+    EXPECT_FALSE(after_wait);
+    EXPECT_EQ(green::patch::get_stats().offloads, before + 1);
+  });
+}
+
+// A green::timeout scope that expires during a patched call: ETIMEDOUT for
+// the C code, then timeout_error at the next green suspension point (the
+// scope's deadline stays in the past). The read can only end by the scope.
+TEST_P(patch, scope_timeout_during_patched_read_raises_timeout_error_at_next_green_wait) {
+  run([] {
+    auto p = make_pipe();  // nobody writes
+    green::event never;
+    outcome got{0, 0};
+    bool raised = false;
+    {
+      green::timeout scope(std::chrono::milliseconds(1));
+      char b[4];
+      got = capture([&] { return ::read(p.first, b, 4); });
+      try {
+        never.wait();
+      } catch (const green::timeout_error& e) {
+        raised = e.owner() == &scope;
+      }
+    }
+    EXPECT_EQ(got, (outcome{-1, ETIMEDOUT}));
+    EXPECT_TRUE(raised);
+    close_both(p);
+  });
+}
+
 }  // namespace

@@ -32,7 +32,8 @@
 //
 // Errors a park adds: a kill -> ECANCELED, a green::timeout scope ->
 // ETIMEDOUT (C callers cannot take an exception; the fiber raises at its next
-// green suspension point), the fd closed under it -> EBADF. Sleeps end early
+// green suspension point: the kill is re-armed, ended_by(), and the scope's
+// deadline stays past), the fd closed under it -> EBADF. Sleeps end early
 // (return 0) on kill or scope timeout: EINTR would make retry loops spin.
 //
 // Recursion. The runtime never reaches a patched path while it holds a
@@ -123,7 +124,7 @@ bool runtime_present() noexcept {
   // The addresses of weak references are fixed at load time.
   static const bool found = &sched::current_fiber != nullptr && &sched::wait_fd != nullptr &&
                             &sched::notify_close != nullptr && &sched::prepare_park != nullptr &&
-                            &sched::park != nullptr && &sched::wake != nullptr;
+                            &sched::park != nullptr && &sched::wake != nullptr && &sched::rearm_kill != nullptr;
   return found;
 }
 
@@ -254,10 +255,10 @@ class nonblock_scope {
 // ---------------------------------------------------------------------------
 // Waiting.
 
-// park_error() maps why a wait ended to the get_errno() the call reports, or 0
-// when the caller should retry.
+// park_error() maps why a wait ended to the get_errno() the call reports, or
+// 0 when the caller should retry. A kill is re-armed (ended_by()).
 int park_error(wake_reason r, int on_timeout) noexcept {
-  switch (r) {
+  switch (ended_by(r)) {
     case wake_reason::timeout: return on_timeout;
     case wake_reason::scope_timeout: return ETIMEDOUT;
     case wake_reason::killed: return ECANCELED;
@@ -441,7 +442,7 @@ short to_epoll(short ev) noexcept {
 bool sleep_until(time_point tp) noexcept {
   while (clock::now() < tp) {
     sched::ticket t = sched::prepare_park();
-    wake_reason r = sched::park(t, "patch:sleep", tp, nullptr, nullptr);
+    wake_reason r = ended_by(sched::park(t, "patch:sleep", tp, nullptr, nullptr));
     if (r == wake_reason::killed || r == wake_reason::scope_timeout) return false;
   }
   return true;
