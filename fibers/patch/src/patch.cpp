@@ -36,6 +36,11 @@
 // deadline stays past), the fd closed under it -> EBADF. Sleeps end early
 // (return 0) on kill or scope timeout: EINTR would make retry loops spin.
 //
+// Thread-owned locks (locks.cpp): while a fiber holds a pthread mutex or
+// rwlock, every call here is libc's own (on_fiber() is false): the fiber
+// blocks its thread like a thread would, instead of parking, migrating and
+// leaving the lock owned by a thread it no longer runs on.
+//
 // Recursion. The runtime never reaches a patched path while it holds a
 // lock: its own blocking calls (futex, epoll_wait, eventfd read) are raw or
 // run on the scheduler context, where current_fiber() is null; the one it
@@ -638,7 +643,11 @@ std::span<const char* const> covered() noexcept {
       "nanosleep", "clock_nanosleep", "usleep", "sleep", "fcntl", "fcntl64", "ioctl", "close", "dup2",
       "dup3", "getaddrinfo", "getnameinfo", "gethostbyname", "gethostbyname2", "gethostbyaddr",
       "gethostbyname_r", "gethostbyname2_r", "gethostbyaddr_r", "__read_chk", "__recv_chk",
-      "__recvfrom_chk", "__poll_chk"};
+      "__recvfrom_chk", "__poll_chk", "pthread_mutex_lock", "pthread_mutex_trylock", "pthread_mutex_timedlock",
+      "pthread_mutex_clocklock", "pthread_mutex_unlock", "pthread_rwlock_rdlock", "pthread_rwlock_tryrdlock",
+      "pthread_rwlock_timedrdlock", "pthread_rwlock_clockrdlock", "pthread_rwlock_wrlock",
+      "pthread_rwlock_trywrlock", "pthread_rwlock_timedwrlock", "pthread_rwlock_clockwrlock",
+      "pthread_rwlock_unlock"};
   return names;
 }
 

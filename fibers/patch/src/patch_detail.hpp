@@ -57,15 +57,17 @@ struct real_fn {
 #define GREEN_DEFINE_REAL(name) ::green::patch::detail::real_fn<decltype(&::name)> real_##name{#name}
 
 // on_fiber() is true when an interposed call must cooperate: patching is
-// enabled, the greenfiber runtime is in the process and the caller is a
-// fiber. Any thread.
+// enabled, the greenfiber runtime is in the process, and the caller is a
+// fiber that holds no thread-owned lock (locks.cpp: such a fiber behaves
+// like a thread, so it never leaves its thread mid-critical-section and no
+// other fiber runs there meanwhile). Any thread.
 bool runtime_present() noexcept;
 extern std::atomic<bool> enabled_flag;
 inline bool on_fiber() noexcept {
   // relaxed: a switch that races a call may apply to it or not; either is fine
   if (!enabled_flag.load(std::memory_order_relaxed) || !runtime_present()) return false;
   sched::fiber_base* f = sched::current_fiber();
-  return f != nullptr;
+  return f != nullptr && f->thread_locks == 0;
 }
 
 // ended_by() passes on why a park ended. A kill is delivered once: the
