@@ -7,6 +7,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/select.h>
@@ -18,8 +19,10 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <functional>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -728,6 +731,201 @@ TEST_P(patch, p_fibers_have_p_requests_in_flight_at_once) {
   });
   EXPECT_EQ(answered, p);
   EXPECT_EQ(server.max_in_flight(), p);
+}
+
+// ---------------------------------------------------------------------------
+// Issue 13, item 3: a kill a patched call reports to C code as ECANCELED is
+// not forgotten; the fiber raises fiber_exit at its next green suspension
+// point. The green wait after the call is an event nobody sets: if the kill
+// were lost, every fiber would be asleep and main's join() would raise
+// deadlock_error instead of fiber_killed_error (no hang, no timing).
+
+TEST_P(patch, kill_during_patched_read_raises_fiber_exit_at_next_green_wait) {
+  run([] {
+    auto p = make_pipe();  // nobody writes
+    outcome got{0, 0};
+    bool after_wait = false;
+    green::event never;
+    auto f = green::spawn([&] {
+      char b[4];
+      got = capture([&] { return ::read(p.first, b, 4); });
+      never.wait();  // must raise fiber_exit
+      after_wait = true;
+    });
+    wait_parked(f, "fd read");
+    f.kill();
+    green::testing::expect_killed(f);
+    EXPECT_EQ(got, (outcome{-1, ECANCELED}));
+    EXPECT_FALSE(after_wait);
+    close_both(p);
+  });
+}
+
+TEST_P(patch, kill_during_patched_sleep_raises_fiber_exit_at_next_green_wait) {
+  run([] {
+    long slept = -1;
+    bool after_wait = false;
+    green::event never;
+    auto f = green::spawn([&] {
+      slept = ::usleep(3600u * 1000000u / 4);  // 15 minutes: only the kill ends it
+      never.wait();
+      after_wait = true;
+    });
+    wait_parked(f, "patch:sleep");
+    f.kill();
+    green::testing::expect_killed(f);
+    EXPECT_EQ(slept, 0);  // sleeps end early and return 0
+    EXPECT_FALSE(after_wait);
+  });
+}
+
+// The resolver's pool thread cannot be held inside getaddrinfo on demand,
+// so the kill arrives first: the fiber kills itself, then calls
+// getaddrinfo. Usually the offload's park sees the kill before the pool
+// answers and returns `killed` (the path of a kill during the lookup: the
+// job is abandoned, EAI_SYSTEM/ECANCELED); if the pool was faster, the
+// lookup succeeds and the kill is still pending. Either way the next green
+// wait must raise fiber_exit. Repeated, so the first path surely runs.
+TEST_P(patch, kill_during_patched_getaddrinfo_raises_fiber_exit_at_next_green_wait) {
+  run([] {
+    constexpr int n = 20;
+    std::vector<int> rc(n, -1), err(n, -1);
+    std::vector<char> after_wait(n, 0);
+    green::event never;
+    std::vector<green::fiber<void>> fs;
+    for (int i = 0; i < n; ++i)
+      fs.push_back(green::spawn([&, i] {
+        green::sched::current_fiber()->kill();
+        addrinfo* res = nullptr;
+        rc[i] = ::getaddrinfo("localhost", "80", nullptr, &res);
+        err[i] = fresh_errno();
+        if (rc[i] == 0) ::freeaddrinfo(res);
+        never.wait();
+        after_wait[i] = 1;
+      }));
+    int cancelled = 0;
+    for (int i = 0; i < n; ++i) {
+      green::testing::expect_killed(fs[i]);
+      if (rc[i] != 0) {
+        EXPECT_EQ(rc[i], EAI_SYSTEM);
+        EXPECT_EQ(err[i], ECANCELED);
+        ++cancelled;
+      }
+      EXPECT_FALSE(after_wait[i]);
+    }
+    std::printf("getaddrinfo: %d of %d lookups were cut short by the kill\n", cancelled, n);
+  });
+}
+
+// A green::timeout scope that expires during a patched call: ETIMEDOUT for
+// the C code, then timeout_error at the next green suspension point (the
+// scope's deadline stays in the past). The read can only end by the scope.
+TEST_P(patch, scope_timeout_during_patched_read_raises_timeout_error_at_next_green_wait) {
+  run([] {
+    auto p = make_pipe();  // nobody writes
+    green::event never;
+    outcome got{0, 0};
+    bool raised = false;
+    {
+      green::timeout scope(std::chrono::milliseconds(1));
+      char b[4];
+      got = capture([&] { return ::read(p.first, b, 4); });
+      try {
+        never.wait();
+      } catch (const green::timeout_error& e) {
+        raised = e.owner() == &scope;
+      }
+    }
+    EXPECT_EQ(got, (outcome{-1, ETIMEDOUT}));
+    EXPECT_TRUE(raised);
+    close_both(p);
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Issue 13, item 8: a fiber that holds a thread-owned lock behaves like a
+// thread. SQLite holds its recursive pthread mutex across the busy
+// handler's usleep(); parking there let the fiber resume on another worker
+// (the unlock then failed with EPERM and the mutex stayed owned by the old
+// thread forever) and let a second fiber on the old thread into the same
+// critical section (a recursive mutex admits its owner thread).
+
+// init_recursive() makes *m a recursive pthread mutex, as SQLite's.
+void init_recursive(pthread_mutex_t* m) {
+  pthread_mutexattr_t a;
+  pthread_mutexattr_init(&a);
+  pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+  pthread_mutex_init(m, &a);
+  pthread_mutexattr_destroy(&a);
+}
+
+TEST_P(patch, recursive_pthread_mutex_held_across_usleep_is_unlocked_by_its_owner) {
+  pthread_mutex_t m;
+  init_recursive(&m);
+  constexpr int n = 8;
+  std::vector<int> lock_rc(n, -1), unlock_rc(n, -1);
+  std::atomic<int> inside{0}, overlaps{0}, moved{0};
+  auto sleeps_before = green::patch::get_stats().sleeps;
+  run([&] {
+    std::vector<green::fiber<void>> fs;
+    for (int i = 0; i < n; ++i)
+      fs.push_back(green::spawn([&, i] {
+        lock_rc[i] = ::pthread_mutex_lock(&m);
+        int worker = green::sched::current_worker_index();
+        if (inside.fetch_add(1) != 0) overlaps.fetch_add(1);
+        ::usleep(1000);
+        inside.fetch_sub(1);
+        if (green::sched::current_worker_index() != worker) moved.fetch_add(1);
+        unlock_rc[i] = ::pthread_mutex_unlock(&m);
+      }));
+    for (auto& f : fs) f.join();
+  });
+  EXPECT_EQ(lock_rc, std::vector<int>(n, 0));
+  EXPECT_EQ(unlock_rc, std::vector<int>(n, 0));
+  EXPECT_EQ(overlaps.load(), 0);  // one fiber at a time in the critical section
+  EXPECT_EQ(moved.load(), 0);     // none left its thread while holding the lock
+  EXPECT_EQ(green::patch::get_stats().sleeps, sleeps_before);  // every usleep was libc's
+  int free_rc = -1;
+  std::thread([&] {
+    free_rc = ::pthread_mutex_trylock(&m);
+    if (free_rc == 0) ::pthread_mutex_unlock(&m);
+  }).join();
+  EXPECT_EQ(free_rc, 0);  // nobody owns it any more
+  pthread_mutex_destroy(&m);
+}
+
+// The count nests (recursive locking, rwlocks, std::mutex) and returns to
+// zero: once every lock is released, patched calls park again.
+TEST_P(patch, thread_owned_locks_are_counted_per_fiber_and_released) {
+  run([] {
+    pthread_mutex_t m;
+    init_recursive(&m);
+    pthread_rwlock_t rw = PTHREAD_RWLOCK_INITIALIZER;
+    std::mutex sm;
+    auto* self = green::sched::current_fiber();
+    EXPECT_EQ(self->thread_locks, 0u);
+    EXPECT_EQ(::pthread_mutex_lock(&m), 0);
+    EXPECT_EQ(::pthread_mutex_lock(&m), 0);  // recursive: nests
+    EXPECT_EQ(::pthread_rwlock_wrlock(&rw), 0);
+    sm.lock();
+    EXPECT_EQ(self->thread_locks, 4u);
+    EXPECT_EQ(::pthread_mutex_trylock(&m), 0);
+    EXPECT_EQ(::pthread_rwlock_trywrlock(&rw), EBUSY);  // not acquired: not counted
+    EXPECT_EQ(self->thread_locks, 5u);
+    auto sleeps = green::patch::get_stats().sleeps;
+    ::usleep(100);  // libc's: the fiber holds locks
+    EXPECT_EQ(green::patch::get_stats().sleeps, sleeps);
+    sm.unlock();
+    EXPECT_EQ(::pthread_rwlock_unlock(&rw), 0);
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(::pthread_mutex_unlock(&m), 0);
+    EXPECT_EQ(self->thread_locks, 0u);
+    EXPECT_EQ(::pthread_mutex_unlock(&m), EPERM);  // not held: an error, and no wrap-around
+    EXPECT_EQ(self->thread_locks, 0u);
+    ::usleep(100);  // patched again
+    EXPECT_EQ(green::patch::get_stats().sleeps, sleeps + 1);
+    pthread_mutex_destroy(&m);
+    pthread_rwlock_destroy(&rw);
+  });
 }
 
 }  // namespace

@@ -33,6 +33,17 @@
 #include <string>
 #include <system_error>
 
+#if defined(__SANITIZE_ADDRESS__)
+#define GREEN_STACK_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GREEN_STACK_ASAN 1
+#endif
+#endif
+#ifdef GREEN_STACK_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 namespace green::sched {
 
 namespace {
@@ -153,6 +164,13 @@ void stack_allocator::trim(std::size_t keep) noexcept {
   }
   for (auto& s : release) {
     if (s.kind == stack_kind::guarded) {
+#ifdef GREEN_STACK_ASAN
+      // A fiber that exited never unwound its last frames: their redzones
+      // stay poisoned, and ASan's munmap keeps the shadow, so a later
+      // uninstrumented mapping at this address (SQLite's WAL index) would be
+      // reported as a stack-buffer-underflow.
+      __asan_unpoison_memory_region(s.lo, s.size);
+#endif
       ::munmap(s.lo - page_, s.size + page_);
       guarded_mapped_.fetch_sub(1, std::memory_order_relaxed);
     } else {

@@ -32,8 +32,14 @@
 //
 // Errors a park adds: a kill -> ECANCELED, a green::timeout scope ->
 // ETIMEDOUT (C callers cannot take an exception; the fiber raises at its next
-// green suspension point), the fd closed under it -> EBADF. Sleeps end early
+// green suspension point: the kill is re-armed, ended_by(), and the scope's
+// deadline stays past), the fd closed under it -> EBADF. Sleeps end early
 // (return 0) on kill or scope timeout: EINTR would make retry loops spin.
+//
+// Thread-owned locks (locks.cpp): while a fiber holds a pthread mutex or
+// rwlock, every call here is libc's own (on_fiber() is false): the fiber
+// blocks its thread like a thread would, instead of parking, migrating and
+// leaving the lock owned by a thread it no longer runs on.
 //
 // Recursion. The runtime never reaches a patched path while it holds a
 // lock: its own blocking calls (futex, epoll_wait, eventfd read) are raw or
@@ -124,7 +130,7 @@ bool runtime_present() noexcept {
   // The addresses of weak references are fixed at load time.
   static const bool found = &sched::current_fiber != nullptr && &sched::wait_fd != nullptr &&
                             &sched::notify_close != nullptr && &sched::prepare_park != nullptr &&
-                            &sched::park != nullptr && &sched::wake != nullptr;
+                            &sched::park != nullptr && &sched::wake != nullptr && &sched::rearm_kill != nullptr;
   return found;
 }
 
@@ -255,10 +261,10 @@ class nonblock_scope {
 // ---------------------------------------------------------------------------
 // Waiting.
 
-// park_error() maps why a wait ended to the get_errno() the call reports, or 0
-// when the caller should retry.
+// park_error() maps why a wait ended to the get_errno() the call reports, or
+// 0 when the caller should retry. A kill is re-armed (ended_by()).
 int park_error(wake_reason r, int on_timeout) noexcept {
-  switch (r) {
+  switch (ended_by(r)) {
     case wake_reason::timeout: return on_timeout;
     case wake_reason::scope_timeout: return ETIMEDOUT;
     case wake_reason::killed: return ECANCELED;
@@ -449,7 +455,7 @@ short to_epoll(short ev) noexcept {
 bool sleep_until(time_point tp) noexcept {
   while (clock::now() < tp) {
     sched::ticket t = sched::prepare_park();
-    wake_reason r = sched::park(t, "patch:sleep", tp, nullptr, nullptr);
+    wake_reason r = ended_by(sched::park(t, "patch:sleep", tp, nullptr, nullptr));
     if (r == wake_reason::killed || r == wake_reason::scope_timeout) return false;
   }
   return true;
@@ -645,7 +651,11 @@ std::span<const char* const> covered() noexcept {
       "nanosleep", "clock_nanosleep", "usleep", "sleep", "fcntl", "fcntl64", "ioctl", "close", "dup2",
       "dup3", "getaddrinfo", "getnameinfo", "gethostbyname", "gethostbyname2", "gethostbyaddr",
       "gethostbyname_r", "gethostbyname2_r", "gethostbyaddr_r", "__read_chk", "__recv_chk",
-      "__recvfrom_chk", "__poll_chk"};
+      "__recvfrom_chk", "__poll_chk", "pthread_mutex_lock", "pthread_mutex_trylock", "pthread_mutex_timedlock",
+      "pthread_mutex_clocklock", "pthread_mutex_unlock", "pthread_rwlock_rdlock", "pthread_rwlock_tryrdlock",
+      "pthread_rwlock_timedrdlock", "pthread_rwlock_clockrdlock", "pthread_rwlock_wrlock",
+      "pthread_rwlock_trywrlock", "pthread_rwlock_timedwrlock", "pthread_rwlock_clockwrlock",
+      "pthread_rwlock_unlock"};
   return names;
 }
 

@@ -9,6 +9,7 @@
 #include <cstdlib>
 
 #include "green/sched/io.hpp"
+#include "green/sched/patch_seam.hpp"
 #include "green/sched/scheduler.hpp"
 
 // The runtime's symbols are weak references: the executable exports them
@@ -23,6 +24,7 @@ __attribute__((weak)) ticket prepare_park() noexcept;
 __attribute__((weak)) wake_reason park(ticket t, const char* what, time_point deadline, after_switch_fn after,
                                        void* after_arg) noexcept;
 __attribute__((weak)) bool wake(ticket t, wake_reason r) noexcept;
+__attribute__((weak)) void rearm_kill() noexcept;
 }  // namespace green::sched
 
 namespace green::patch::detail {
@@ -55,14 +57,27 @@ struct real_fn {
 #define GREEN_DEFINE_REAL(name) ::green::patch::detail::real_fn<decltype(&::name)> real_##name{#name}
 
 // on_fiber() is true when an interposed call must cooperate: patching is
-// enabled, the greenfiber runtime is in the process and the caller is a
-// fiber. Any thread.
+// enabled, the greenfiber runtime is in the process, and the caller is a
+// fiber that holds no thread-owned lock (locks.cpp: such a fiber behaves
+// like a thread, so it never leaves its thread mid-critical-section and no
+// other fiber runs there meanwhile). Any thread.
 bool runtime_present() noexcept;
 extern std::atomic<bool> enabled_flag;
 inline bool on_fiber() noexcept {
   // relaxed: a switch that races a call may apply to it or not; either is fine
-  return enabled_flag.load(std::memory_order_relaxed) && runtime_present() &&
-         sched::current_fiber() != nullptr;
+  if (!enabled_flag.load(std::memory_order_relaxed) || !runtime_present()) return false;
+  sched::fiber_base* f = sched::current_fiber();
+  return f != nullptr && f->thread_locks == 0;
+}
+
+// ended_by() passes on why a park ended. A kill is delivered once: the
+// caller turns it into ECANCELED (or an early return) for C code, which
+// cannot take an exception, so it is re-armed here for the fiber's next
+// green suspension point to raise fiber_exit. A scope timeout needs no
+// re-arming: the scope's deadline stays in the past. Fiber context only.
+inline sched::wake_reason ended_by(sched::wake_reason r) noexcept {
+  if (r == sched::wake_reason::killed) sched::rearm_kill();
+  return r;
 }
 
 // errno after a park: the fiber may resume on another worker, and

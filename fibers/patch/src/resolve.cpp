@@ -110,7 +110,8 @@ pool& the_pool() {
 
 // offload() runs j on the pool and parks until it is done (true) or the
 // fiber is killed / its green::timeout scope expires (false; the job is
-// abandoned). Fiber context only.
+// abandoned; a kill is re-armed for the next green suspension point, see
+// ended_by()). Fiber context only.
 bool offload(const std::shared_ptr<job>& j, const char* what) {
   n_offloads.fetch_add(1, std::memory_order_relaxed);
   sched::ticket t = sched::prepare_park();
@@ -120,7 +121,7 @@ bool offload(const std::shared_ptr<job>& j, const char* what) {
   }
   the_pool().submit(j);
   for (;;) {
-    sched::wake_reason r = sched::park(t, what, sched::no_deadline, nullptr, nullptr);
+    sched::wake_reason r = ended_by(sched::park(t, what, sched::no_deadline, nullptr, nullptr));
     std::lock_guard jl(j->mu);  // after this, the pool thread no longer touches the ticket
     if (j->state == 1) return true;
     if (r == sched::wake_reason::killed || r == sched::wake_reason::scope_timeout) {

@@ -282,6 +282,13 @@ class fiber_base {
   unsigned reg_shard_ = 0;
   unsigned spawned_on_ = ~0u;      // worker index it was spawned on (tests)
   std::uint64_t parent_id_ = 0;    // the fiber that spawned it, 0: a plain thread (reports)
+
+ public:
+  // The pthread mutexes and rwlocks this fiber holds, counted by the patch
+  // library (docs/patch.md, "Thread-owned locks"): while nonzero its patched
+  // calls block the thread instead of parking the fiber. The fiber itself
+  // only (the runtime never reads it); last, off the hot lines above.
+  std::uint32_t thread_locks = 0;
 };
 
 // The per-call deadline/kill/timeout protocol (fiber or thread context):
