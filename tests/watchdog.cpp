@@ -6,9 +6,16 @@
 // `message` and only then publishing it through `armed` and calling alarm().
 // If a phase outlives the limit, SIGALRM runs on_alarm(), which only does
 // async-signal-safe things: an atomic load, write(2) of the preformatted
-// message, _exit(2). No dump: green::dump() takes the runtime's locks, which
+// message, _exit(2), the last two as raw syscalls. No dump: green::dump() takes the runtime's locks, which
 // the hung threads may hold (a handler that waits on them would turn a
 // named failure back into a silent hang).
+//
+// The handler is installed with libc's own sigaction(), past the
+// sanitizers' interceptors: TSan defers a signal that arrives outside an
+// intercepted call until the thread makes one, and a thread parked in a raw
+// futex syscall never does, so the watchdog never fired under TSan. For the
+// same reason the handler is not instrumented and calls no intercepted (or
+// patched) function: syscall(2) is neither.
 //
 // Rejected: a static library (the linker drops an archive member nothing
 // references, so no test binary had the watchdog; tests/CMakeLists.txt links
@@ -16,7 +23,9 @@
 // CTest entry proves it is there).
 #include "watchdog.hpp"
 
+#include <dlfcn.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -38,19 +47,33 @@ std::size_t message_len = 0;
 std::atomic<bool> armed{false};
 static_assert(std::atomic<bool>::is_always_lock_free, "on_alarm() loads `armed` inside a signal handler");
 
-// on_alarm() is the SIGALRM handler. Async-signal-safe only.
-void on_alarm(int) {
+// on_alarm() is the SIGALRM handler. Async-signal-safe, uninstrumented,
+// raw syscalls only (see the header comment).
+[[gnu::no_sanitize("thread", "address", "undefined")]] void on_alarm(int) {
   if (!armed.load(std::memory_order_acquire)) return;  // acquire: pairs with the release in arm()
   const char* p = message;
   std::size_t left = message_len;
   while (left > 0) {
-    ssize_t n = ::write(STDERR_FILENO, p, left);
+    long n = ::syscall(SYS_write, STDERR_FILENO, p, left);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     p += n;
     left -= static_cast<std::size_t>(n);
   }
-  ::_exit(green::testing::watchdog_exit_code);
+  ::syscall(SYS_exit_group, green::testing::watchdog_exit_code);
+}
+
+// libc_sigaction() is libc's sigaction(), not a sanitizer's interceptor
+// (the sanitizer runtime is loaded before libc, so RTLD_NEXT would find the
+// interceptor: ask libc itself).
+int libc_sigaction(int sig, const struct sigaction* sa, struct sigaction* old) {
+  using fn = int (*)(int, const struct sigaction*, struct sigaction*);
+  fn real = nullptr;
+  if (void* libc = ::dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD)) {
+    real = reinterpret_cast<fn>(::dlsym(libc, "sigaction"));
+    ::dlclose(libc);
+  }
+  return real ? real(sig, sa, old) : ::sigaction(sig, sa, old);
 }
 
 // arm() starts a fresh limit for the phase `what` names. Listener thread only.
@@ -98,7 +121,10 @@ struct installer {
     sa.sa_handler = on_alarm;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
-    ::sigaction(SIGALRM, &sa, nullptr);
+    if (libc_sigaction(SIGALRM, &sa, nullptr) != 0) {
+      std::perror("watchdog: sigaction(SIGALRM)");
+      std::exit(2);
+    }
     ::testing::UnitTest::GetInstance()->listeners().Append(new watchdog_listener);
     if (std::getenv("GREEN_WATCHDOG_PROBE")) std::printf("green watchdog: armed, limit %u s\n", limit_s);
   }
