@@ -15,15 +15,30 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// spin_until() busy-waits without ever switching, like a long computation;
-// it gives up after 20 s so a broken monitor fails instead of hanging.
-bool spin_until(const std::atomic<bool>& flag) {
-  auto give_up = std::chrono::steady_clock::now() + 20s;
-  while (!flag.load()) {
-    green::sched::cpu_pause();
-    if (std::chrono::steady_clock::now() > give_up) return false;
-  }
-  return true;
+// spin_until() busy-waits without ever switching, like a long computation,
+// until `flag` is set. No give-up time: if the monitor never lets the fiber
+// that sets the flag run, the test hangs and the watchdog names it.
+void spin_until(const std::atomic<bool>& flag) {
+  while (!flag.load()) green::sched::cpu_pause();
+}
+
+// spawn_spinners() starts n fibers that each count themselves in
+// `spinning`, then spin_until(flag). Fiber context.
+std::vector<green::fiber<void>> spawn_spinners(unsigned n, const std::atomic<bool>& flag,
+                                               std::atomic<unsigned>& spinning) {
+  std::vector<green::fiber<void>> fs;
+  for (unsigned i = 0; i < n; ++i)
+    fs.push_back(green::spawn([&] {
+      ++spinning;
+      spin_until(flag);
+    }));
+  return fs;
+}
+
+// wait_for_stuck_report() polls until the monitor has reported `n` fibers.
+// Fiber context.
+void wait_for_stuck_report(green::runtime& rt, std::uint64_t n) {
+  while (rt.scheduler().get_stats().stuck_reports < n) green::this_fiber::sleep_for(1ms);
 }
 
 std::size_t count(const std::string& text, const std::string& what) {
@@ -36,16 +51,24 @@ std::size_t count(const std::string& text, const std::string& what) {
 
 GREEN_WORKER_SUITE(monitor_test);
 
-// The example: a fiber in ::sleep(1) does not stop 1,000 others.
+// The example: a fiber in a blocking call does not stop 1,000
+// others. The call (an unpatched read of a blocking pipe) ends only when the
+// main fiber writes the byte, which it does after every other fiber has
+// finished and the monitor has reported the blocker: a monitor that does not
+// hand the blocked worker's fibers on deadlocks, and the watchdog names it.
+// (Formerly a ::sleep(1) raced against the 1,000 fibers, which a loaded
+// machine lost.)
 TEST_P(monitor_test, a_blocking_call_does_not_stop_the_other_fibers) {
   green::runtime rt(green::testing::test_config(GetParam()));
   ::testing::internal::CaptureStderr();
   rt.run([&] {
-    std::atomic<bool> started{false}, blocker_done{false};
+    int p[2];
+    ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);  // blocking: the read holds its worker
+    std::atomic<bool> started{false};
     auto blocker = green::spawn(green::spawn_options{"sleeper"}, [&] {
       started = true;
-      ::sleep(1);  // unpatched: holds its worker for a second
-      blocker_done = true;
+      char c = 0;
+      return ::read(p[0], &c, 1) == 1 ? c : '?';
     });
     // On one worker this hands the worker to the blocker; only the monitor
     // (which starts a spare worker) brings us back.
@@ -60,8 +83,12 @@ TEST_P(monitor_test, a_blocking_call_does_not_stop_the_other_fibers) {
       }));
     for (auto& f : fs) f.join();
     EXPECT_EQ(finished.load(), n);
-    EXPECT_FALSE(blocker_done.load()) << "the others waited for the blocking call";
-    blocker.join();
+    wait_for_stuck_report(rt, 1);  // still blocked: only our write ends the read
+    char c = 'b';
+    ASSERT_EQ(::write(p[1], &c, 1), 1);
+    EXPECT_EQ(blocker.join(), 'b');
+    ::close(p[0]);
+    ::close(p[1]);
   });
   std::string err = ::testing::internal::GetCapturedStderr();
   EXPECT_EQ(count(err, "'sleeper'"), 1u) << err;  // reported once, by name
@@ -81,19 +108,19 @@ TEST_P(monitor_test, a_long_computation_does_not_starve_the_fiber_it_waits_for) 
     std::atomic<unsigned> spinning{0};
     // Every worker spins until a fiber that only runs after all of them
     // started sets the flag: only the monitor's hand-off can run it.
-    std::vector<green::fiber<bool>> spinners;
-    for (unsigned i = 0; i < GetParam(); ++i)
-      spinners.push_back(green::spawn([&] {
-        ++spinning;
-        return spin_until(flag);
-      }));
+    auto spinners = spawn_spinners(GetParam(), flag, spinning);
     while (spinning.load() < GetParam()) green::this_fiber::yield();
     auto setter = green::spawn([&] { flag = true; });
     setter.join();
-    for (auto& s : spinners) EXPECT_TRUE(s.join());
+    for (auto& s : spinners) s.join();
   });
   std::string err = ::testing::internal::GetCapturedStderr();
-  if (HasFailure()) std::cout << err;
+  // While the last spinner started, every worker was spinning and this main
+  // fiber ran too: on a spare, which the monitor starts only after it reported
+  // a stuck worker.
+  auto st = rt.scheduler().get_stats();
+  EXPECT_GE(st.stuck_reports, 1u) << err;
+  EXPECT_GE(st.spares_started, 1u) << err;
 }
 
 TEST_P(monitor_test, io_is_polled_while_every_worker_is_busy) {
@@ -110,14 +137,17 @@ TEST_P(monitor_test, io_is_polled_while_every_worker_is_busy) {
       return c;
     });
     green::testing::wait_parked(reader, "fd read");
-    std::vector<green::fiber<bool>> spinners;
-    for (unsigned i = 0; i < GetParam(); ++i) spinners.push_back(green::spawn([&] { return spin_until(flag); }));
+    // The byte is written only once every worker spins, and the spinners
+    // stop only when the reader got it: a runtime that polls I/O only from
+    // idle workers hangs here.
+    std::atomic<unsigned> spinning{0};
+    auto spinners = spawn_spinners(GetParam(), flag, spinning);
     green::testing::side_thread writer([&] {
-      std::this_thread::sleep_for(5ms);
+      while (spinning.load() < GetParam()) std::this_thread::yield();
       char c = 'r';
       EXPECT_EQ(::write(p[1], &c, 1), 1);
     });
-    for (auto& s : spinners) EXPECT_TRUE(s.join());
+    for (auto& s : spinners) s.join();
     EXPECT_EQ(reader.join(), 'r');
     writer.join();
     green::sched::notify_close(p[0]);

@@ -119,7 +119,7 @@ TEST_P(pool_test, async_result_timeouts) {
       EXPECT_THROW(r.wait(), green::timeout_error);
     }
     r.set(3);
-    EXPECT_EQ(r.get_for(1s), 3);
+    EXPECT_EQ(r.get_for(1h), 3);
   });
 }
 
@@ -161,7 +161,7 @@ TEST_P(pool_test, wait_all_over_fibers_and_results) {
     auto setter = green::spawn([rs]() mutable {
       for (int i = 0; i < 3; ++i) rs[i].set(i);
     });
-    EXPECT_TRUE(green::wait_all_for(rs, 10s));
+    EXPECT_TRUE(green::wait_all_for(rs, 1h));
     setter.join();
     auto vals = green::gather(fs);
     EXPECT_EQ(vals, (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
@@ -398,7 +398,7 @@ TEST_P(pool_test, group_kill_and_killone) {
     green::testing::yield_until([&] { return started.load() == 6; });
     g.killone(f);
     green::testing::expect_killed(f);
-    EXPECT_TRUE(g.kill_for(10s));
+    EXPECT_TRUE(g.kill_for(1h));
     EXPECT_EQ(g.size(), 0u);
     EXPECT_EQ(unwound.load(), 6);
     for (auto& r : rs) EXPECT_THROW(r.get(), green::fiber_killed_error);
@@ -437,7 +437,7 @@ TEST_P(pool_test, group_destructor_kills_and_waits) {
   EXPECT_EQ(unwound.load(), 4);
 }
 
-TEST_P(pool_test, group_spawn_outside_runtime_is_a_clear_error) {
+TEST(pool_plain, group_spawn_outside_runtime_is_a_clear_error) {
   green::group g;
   expect_throw_with<std::logic_error>([&] { g.spawn([] {}); }, "outside a green runtime");
 }
@@ -520,7 +520,7 @@ TEST_P(pool_test, pool_spawn_blocks_while_full_and_try_spawn_fails) {
     spawner.join();
     EXPECT_TRUE(spawned.load());
     p.wait_available();
-    EXPECT_TRUE(p.wait_available_for(10s));
+    EXPECT_TRUE(p.wait_available_for(1h));
     p.join();
     EXPECT_EQ(p.free_count(), 2u);
     a.get();
@@ -725,7 +725,7 @@ TEST_P(pool_test, pool_map_under_a_timeout_scope_cleans_up) {
           green::timeout t(5ms);
           p.map(
               [](int v) {
-                green::this_fiber::sleep_for(1s);
+                green::this_fiber::sleep_for(1h);
                 return v;
               },
               in);
@@ -744,7 +744,7 @@ TEST_P(pool_test, killed_consumer_of_map_unwinds_and_its_tasks_end) {
     auto consumer = green::spawn([&] {
       return p.map(
           [](int v) {
-            green::this_fiber::sleep_for(1s);
+            green::this_fiber::sleep_for(1h);
             return v;
           },
           in);
@@ -765,7 +765,7 @@ TEST_P(pool_test, pool_join_timeout_and_raise_error) {
     EXPECT_FALSE(p.join_for(3ms));
     EXPECT_FALSE(p.join_until(std::chrono::steady_clock::now() + 1ms));
     go.set();
-    EXPECT_TRUE(p.join_for(10s));
+    EXPECT_TRUE(p.join_for(1h));
     p.spawn([]() -> int { throw std::runtime_error("pool task failed"); });
     expect_throw_with<std::runtime_error>([&] { p.join(true); }, "pool task failed");
   });

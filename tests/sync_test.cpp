@@ -169,9 +169,10 @@ TEST_P(sync_test, killed_mutex_waiter_leaves_the_queue) {
 TEST_P(sync_test, scope_timeout_interrupts_mutex_lock) {
   run([&] {
     green::mutex m;
+    green::event release;  // set only after the timed lock ended: nothing races its timeout
     auto holder = green::spawn([&] {
       std::lock_guard lk(m);
-      green::this_fiber::sleep_for(100ms);
+      release.wait();
     });
     yield_until([&] { return !m.try_lock() || (m.unlock(), false); });
     auto f = green::spawn([&] {
@@ -185,6 +186,7 @@ TEST_P(sync_test, scope_timeout_interrupts_mutex_lock) {
       }
     });
     f.join();
+    release.set();
     holder.join();
     EXPECT_TRUE(m.try_lock());
     m.unlock();
@@ -207,7 +209,7 @@ TEST_P(sync_test, timed_mutex_gives_up_at_deadline) {
     // A plain thread times out too.
     std::thread([&] { EXPECT_FALSE(m.try_lock_for(5ms)); }).join();
     release.set();
-    EXPECT_TRUE(m.try_lock_for(10s));
+    EXPECT_TRUE(m.try_lock_for(1h));
     m.unlock();
     holder.join();
   });
@@ -744,7 +746,7 @@ TEST_P(sync_test, condition_variable_interrupts_keep_the_lock) {
       // it is killed so its relock has to wait.
       std::lock_guard lk(m);
       killed.kill();
-      green::this_fiber::sleep_for(2ms);
+      wait_parked(killed, "mutex");  // woken by the kill, it now waits for m
     }
     expect_killed(killed);
     EXPECT_TRUE(held_when_unwinding.load());
@@ -832,7 +834,7 @@ TEST_P(sync_test, event_set_clear_wait) {
     EXPECT_FALSE(e.wait_for(2ms));
     std::vector<green::fiber<void>> fs;
     for (int i = 0; i < 8; ++i) fs.push_back(green::spawn([&] { e.wait(); }));
-    std::thread waiter([&] { EXPECT_TRUE(e.wait_for(10s)); });
+    std::thread waiter([&] { EXPECT_TRUE(e.wait_for(1h)); });
     for (auto& f : fs) wait_parked(f, "event");
     std::thread([&] { e.set(); }).join();  // a thread wakes fibers
     for (auto& f : fs) f.join();
