@@ -40,7 +40,7 @@ struct group_node {
 template <class T>
 class task_state final : public result_state<T>, public group_node {
  public:
-  task_state() noexcept {
+  task_state() noexcept : result_state<T>(&destroy_as<task_state>) {
     this->member = this;
     core = this;
   }
