@@ -935,4 +935,52 @@ TEST_P(pool_test, group_task_stores_its_value_while_the_process_is_out_of_fds) {
   });
 }
 
+// A spawn that fails before its fiber exists (here: copying an argument
+// throws) raised std::logic_error("async_result: already set") instead of
+// the failure: the function object's guard had published "never ran", then
+// spawn tried to store the real exception in the same result.
+TEST_P(pool_test, group_spawn_that_fails_raises_its_own_error) {
+  struct bomb {
+    bomb() = default;
+    bomb(const bomb&) { throw std::runtime_error("bomb copied"); }
+  };
+  run([] {
+    green::group g;
+    green::pool p(2);
+    const bomb b;
+    for (int i = 0; i < 3; ++i) {
+      expect_throw_with<std::runtime_error>([&] { g.spawn([](const bomb&) { return 1; }, b); }, "bomb copied");
+      expect_throw_with<std::runtime_error>([&] { p.spawn([](const bomb&) {}, b); }, "bomb copied");
+      expect_throw_with<std::runtime_error>([&] { p.try_spawn([](const bomb&) {}, b); }, "bomb copied");
+    }
+    EXPECT_TRUE(g.empty());
+    EXPECT_TRUE(p.empty());
+    EXPECT_EQ(p.free_count(), 2u);  // every failed spawn gave its slot back
+    EXPECT_EQ(g.spawn([] { return 7; }).get(), 7);
+    EXPECT_EQ(p.spawn([] { return 8; }).get(), 8);
+  });
+}
+
+// A task whose stack cannot be mapped ends without running; its result
+// holds the std::system_error of the mapping, not a vaguer "never ran".
+TEST_P(pool_test, group_task_without_a_stack_holds_the_stack_error) {
+  auto cfg = green::testing::test_config(GetParam());
+  cfg.stack_size = std::size_t{1} << 50;  // 1 PiB: more than the address space
+  green::runtime rt(cfg);
+  auto main = rt.spawn(green::spawn_options{"main", 64 * 1024}, [] {
+    green::group g;
+    std::atomic<int> ran{0};
+    std::vector<green::async_result<int>> rs;
+    for (int i = 0; i < 20; ++i) {
+      auto r = g.spawn([&] { return ++ran; });
+      if (i % 2 == 0) rs.push_back(std::move(r));
+    }
+    g.join();
+    EXPECT_TRUE(g.empty());
+    EXPECT_EQ(ran.load(), 0);
+    for (auto& r : rs) expect_throw_with<std::system_error>([&] { r.get(); }, "cannot map");
+  });
+  main.join();
+}
+
 }  // namespace
