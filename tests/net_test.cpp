@@ -617,4 +617,46 @@ TEST(net_plain, move_only_sockets_transfer_ownership) {
   EXPECT_EQ(count_fds(), before);
 }
 
+
+// Issue 13: read_some(buf, 0) waited until data arrived, in all three forms,
+// although the header says it returns 0. Nobody writes to the peer here, so
+// a read that waits hangs until the watchdog fails the test. Zero-byte
+// writes return at once as well, and data written afterwards is all read.
+TEST_P(net_test, read_some_of_zero_bytes_returns_at_once) {
+  run([] {
+    tcp_listener l = listen_local();
+    tcp_stream c = tcp_stream::connect(l.address());
+    tcp_stream s = l.accept();
+    char buf[8] = {};
+    std::error_code ec = std::make_error_code(std::errc::io_error);
+    EXPECT_EQ(s.read_some(buf, 0), 0u);
+    EXPECT_EQ(s.read_some(buf, 0, 1h), 0u);
+    EXPECT_EQ(s.read_some(buf, 0, ec), 0u);
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_EQ(s.read_some(nullptr, 0, ec, 1h), 0u);
+    EXPECT_FALSE(ec) << ec.message();
+    s.read_exact(buf, 0);
+    EXPECT_EQ(s.read_exact(buf, 0, ec), 0u);
+    EXPECT_FALSE(ec) << ec.message();
+
+    EXPECT_EQ(c.write_some(buf, 0), 0u);
+    c.write_all(buf, 0);
+    EXPECT_EQ(c.write_all(buf, 0, ec), 0u);
+    EXPECT_FALSE(ec) << ec.message();
+
+    c.write_all("abcdefgh");
+    s.read_exact(buf, 8, 5s);
+    EXPECT_EQ(std::string(buf, 8), "abcdefgh");
+    EXPECT_EQ(s.read_some(buf, 0), 0u);  // after a read that emptied the queue, too
+    c.write_all("xy");
+    c.shutdown();
+    s.read_exact(buf, 2, 5s);
+    EXPECT_EQ(std::string(buf, 2), "xy");
+    EXPECT_EQ(s.read_some(buf, sizeof buf, 5s), 0u);  // then end of stream
+
+    s.close();  // a closed stream is still an error, whatever the length
+    s.read_some(buf, 0, ec);
+    EXPECT_EQ(ec, std::errc::bad_file_descriptor);
+  });
+}
 }  // namespace

@@ -3,14 +3,20 @@
 // back-pressure, try_spawn, apply, map, imap, imap_unordered, join, kill),
 // parallel_for / parallel_map / parallel_reduce. Parameterized over worker
 // counts, under the watchdog.
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <memory>
 #include <numeric>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -864,6 +870,128 @@ TEST_P(pool_test, parallel_errors_propagate_after_all_chunks) {
   });
   expect_throw_with<std::logic_error>([] { green::parallel_for(0, 1, [](std::size_t) {}); },
                                       "outside a green runtime");
+}
+
+
+// ---------------------------------------------------------------------------
+// group and pool: spawn failures and a process out of fds (issue 13)
+
+// out_of_fds lowers RLIMIT_NOFILE so that no new fd can be opened, and
+// restores it when it goes.
+class out_of_fds {
+ public:
+  out_of_fds() {
+    if (::getrlimit(RLIMIT_NOFILE, &saved_) != 0) throw std::system_error(errno, std::generic_category(), "getrlimit");
+    int lowest_free = 0;
+    while (::fcntl(lowest_free, F_GETFD) != -1) ++lowest_free;
+    rlimit low = saved_;
+    low.rlim_cur = static_cast<rlim_t>(lowest_free);
+    if (::setrlimit(RLIMIT_NOFILE, &low) != 0) throw std::system_error(errno, std::generic_category(), "setrlimit");
+  }
+  ~out_of_fds() { ::setrlimit(RLIMIT_NOFILE, &saved_); }
+  out_of_fds(const out_of_fds&) = delete;
+  out_of_fds& operator=(const out_of_fds&) = delete;
+
+ private:
+  rlimit saved_{};
+};
+
+// Issue 13: an accept loop at EMFILE whose handlers' results were discarded
+// died under UBSan with "member call on address ... which does not point to
+// an object of type 'result_state' ... invalid vptr" in store_value. The
+// state was alive: UBSan checks a vtable it has not met before by writing
+// it into a pipe, and with no fd free it takes a live object for a bad one.
+// Results have no vtable since. Here, as in that server, a task of this
+// type has run and ended before (one that threw, so UBSan has met the
+// fiber's vtable but no stored value), and the first store_value() of the
+// type comes while the process has no fd to spare.
+TEST_P(pool_test, group_task_stores_its_value_while_the_process_is_out_of_fds) {
+  struct reply {  // a result type no other test stores
+    int v;
+  };
+  run([] {
+    constexpr int n = 40;
+    green::group g;
+    green::event go;
+    std::atomic<int> started{0};
+    auto task = [&](int v) {
+      if (v < 0) throw std::runtime_error("warm-up");
+      ++started;
+      go.wait();
+      if (v % 5 == 4) throw std::runtime_error("task " + std::to_string(v));
+      return reply{v};
+    };
+    auto spawn = [&](int v) { return g.spawn(task, v); };  // one fiber type for all
+    auto warm_up = spawn(-1);
+    expect_throw_with<std::runtime_error>([&] { warm_up.get(); }, "warm-up");
+    g.join();
+    std::vector<green::async_result<reply>> kept;
+    for (int i = 0; i < n; ++i) {
+      auto r = spawn(i);
+      if (i % 4 == 0) kept.push_back(std::move(r));  // the others are dropped at once
+    }
+    yield_until([&] { return started.load() == n; });
+    {
+      out_of_fds no_fds;
+      EXPECT_EQ(::dup(0), -1);
+      go.set();
+      g.join();
+    }
+    EXPECT_TRUE(g.empty());
+    for (std::size_t k = 0; k < kept.size(); ++k) {
+      int v = static_cast<int>(k) * 4;
+      if (v % 5 == 4) expect_throw_with<std::runtime_error>([&] { kept[k].get(); }, "task " + std::to_string(v));
+      else EXPECT_EQ(kept[k].get().v, v);
+    }
+  });
+}
+
+// A spawn that fails before its fiber exists (here: copying an argument
+// throws) raised std::logic_error("async_result: already set") instead of
+// the failure: the function object's guard had published "never ran", then
+// spawn tried to store the real exception in the same result.
+TEST_P(pool_test, group_spawn_that_fails_raises_its_own_error) {
+  struct bomb {
+    bomb() = default;
+    bomb(const bomb&) { throw std::runtime_error("bomb copied"); }
+  };
+  run([] {
+    green::group g;
+    green::pool p(2);
+    const bomb b;
+    for (int i = 0; i < 3; ++i) {
+      expect_throw_with<std::runtime_error>([&] { g.spawn([](const bomb&) { return 1; }, b); }, "bomb copied");
+      expect_throw_with<std::runtime_error>([&] { p.spawn([](const bomb&) {}, b); }, "bomb copied");
+      expect_throw_with<std::runtime_error>([&] { p.try_spawn([](const bomb&) {}, b); }, "bomb copied");
+    }
+    EXPECT_TRUE(g.empty());
+    EXPECT_TRUE(p.empty());
+    EXPECT_EQ(p.free_count(), 2u);  // every failed spawn gave its slot back
+    EXPECT_EQ(g.spawn([] { return 7; }).get(), 7);
+    EXPECT_EQ(p.spawn([] { return 8; }).get(), 8);
+  });
+}
+
+// A task whose stack cannot be mapped ends without running; its result
+// holds the std::system_error of the mapping, not a vaguer "never ran".
+TEST_P(pool_test, group_task_without_a_stack_holds_the_stack_error) {
+  auto cfg = green::testing::test_config(GetParam());
+  cfg.stack_size = std::size_t{1} << 50;  // 1 PiB: more than the address space
+  green::runtime rt(cfg);
+  auto main = rt.spawn(green::spawn_options{"main", 64 * 1024}, [] {
+    green::group g;
+    std::atomic<int> ran{0};
+    std::vector<green::async_result<int>> rs;
+    for (int i = 0; i < 20; ++i) {
+      auto r = g.spawn([&] { return ++ran; });
+      if (i % 2 == 0) rs.push_back(std::move(r));
+    }
+    g.join();
+    EXPECT_TRUE(g.empty());
+    EXPECT_EQ(ran.load(), 0);
+    for (auto& r : rs) expect_throw_with<std::system_error>([&] { r.get(); }, "cannot map");
+  });
+  main.join();
 }
 
 }  // namespace

@@ -10,7 +10,11 @@
 #include <cstdlib>
 #include <optional>
 #include <random>
+#include <stdexcept>
+#include <string>
+#include <system_error>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -254,6 +258,172 @@ TEST_P(stress_test, queues_every_value_exactly_once) {
       round(q, base + r);
     }
   });
+}
+
+
+// ---------------------------------------------------------------------------
+// group tasks whose results are dropped at once (issue 13)
+
+// copy_bomb makes a spawn fail before its fiber exists: copying it throws.
+struct copy_bomb {
+  copy_bomb() = default;
+  copy_bomb(const copy_bomb&) { throw std::runtime_error("copy_bomb copied"); }
+};
+
+// What the group stress spawns; a kept result is checked against its kind.
+enum class task_kind { value, yield_value, throws, sleeps, spawn_fails, count };
+
+struct group_tally {
+  std::atomic<int> returned{0}, threw{0}, unwound{0};
+  int spawned[static_cast<int>(task_kind::count)] = {};  // the spawners', read after they end
+};
+
+// spawn_mix() spawns `n` random tasks into g and drops most results at once
+// (a server's handlers); it keeps one in 8, with its kind, in `kept`.
+void spawn_mix(green::group& g, int n, std::uint64_t seed, group_tally& t,
+               std::vector<std::pair<task_kind, green::async_result<std::string>>>& kept) {
+  std::minstd_rand rng(static_cast<std::minstd_rand::result_type>(seed));
+  const copy_bomb bomb;
+  for (int i = 0; i < n; ++i) {
+    auto kind = static_cast<task_kind>(rng() % static_cast<unsigned>(task_kind::count));
+    std::optional<green::async_result<std::string>> r;
+    switch (kind) {
+      case task_kind::value:
+        r = g.spawn([&t, i] {
+          ++t.returned;
+          return std::to_string(i);
+        });
+        break;
+      case task_kind::yield_value:
+        r = g.spawn([&t, i] {
+          green::this_fiber::yield();
+          ++t.returned;
+          return std::to_string(i);
+        });
+        break;
+      case task_kind::throws:
+        r = g.spawn([&t, i]() -> std::string {
+          green::this_fiber::yield();
+          ++t.threw;
+          throw std::runtime_error("task " + std::to_string(i));
+        });
+        break;
+      case task_kind::sleeps:
+        r = g.spawn([&t] {
+          struct on_unwind {
+            std::atomic<int>& n;
+            ~on_unwind() { ++n; }
+          } u{t.unwound};
+          green::this_fiber::sleep_for(1h);
+          return std::string("overslept");
+        });
+        break;
+      default:
+        try {
+          g.spawn([](const copy_bomb&) { return std::string(); }, bomb);
+          ADD_FAILURE() << "a spawn whose argument cannot be copied succeeded";
+        } catch (const std::runtime_error& e) {
+          EXPECT_STREQ(e.what(), "copy_bomb copied");
+        }
+        break;
+    }
+    ++t.spawned[static_cast<int>(kind)];
+    if (r && rng() % 8 == 0) {
+      kept.emplace_back(kind, std::move(*r));
+      if (kind != task_kind::sleeps && rng() % 2 == 0) g.discard(kept.back().second);
+    }
+    if (rng() % 16 == 0) green::this_fiber::yield();
+  }
+}
+
+// check_kept() checks each kept result against what its task did.
+void check_kept(std::vector<std::pair<task_kind, green::async_result<std::string>>>& kept) {
+  for (auto& [kind, r] : kept) {
+    switch (kind) {
+      case task_kind::value:
+      case task_kind::yield_value:
+        EXPECT_FALSE(r.get().empty());
+        break;
+      case task_kind::throws:
+        EXPECT_THROW(r.get(), std::runtime_error);
+        break;
+      default:
+        EXPECT_THROW(r.get(), green::fiber_killed_error);
+        break;
+    }
+  }
+}
+
+// Issue 13 suspected that a group task's result state could be freed while
+// the task still stored its value (the handle dropped at once, the task
+// throwing, killed, or its spawn failing). Two spawners fill one group with
+// such tasks; the sleepers are killed at the end. Every task is accounted
+// for once, every kept result holds what its task did, and ASan sees every
+// result state freed once, after its task's last write.
+TEST_P(stress_test, group_task_result_discarded_while_task_stores_value) {
+  constexpr int group_rounds = green::testing::sanitized ? 10 : 50;
+  constexpr int per_spawner = green::testing::sanitized ? 150 : 1000;
+  const std::uint64_t base = std::random_device{}();
+  std::fprintf(stderr, "group stress seed base %llu\n", static_cast<unsigned long long>(base));
+  run([&] {
+    for (int round = 0; round < group_rounds; ++round) {
+      group_tally t[2];
+      std::vector<std::pair<task_kind, green::async_result<std::string>>> kept[2];
+      {
+        green::group g;
+        std::vector<green::fiber<void>> spawners;
+        for (int s = 0; s < 2; ++s)
+          spawners.push_back(green::spawn([&, s] { spawn_mix(g, per_spawner, base + 2 * round + s, t[s], kept[s]); }));
+        for (auto& f : spawners) f.join();
+        // Sleepers are all that can remain (discarded ones too, which
+        // kill() leaves to the destructor).
+        green::testing::yield_until([&] {
+          int done = 0, expected = 0;
+          for (auto& x : t) {
+            done += x.returned.load() + x.threw.load();
+            expected += x.spawned[int(task_kind::value)] + x.spawned[int(task_kind::yield_value)] +
+                        x.spawned[int(task_kind::throws)];
+          }
+          return done == expected;
+        });
+        g.kill();
+      }  // ~group: every member has ended
+      for (int s = 0; s < 2; ++s) {
+        EXPECT_EQ(t[s].returned.load(),
+                  t[s].spawned[int(task_kind::value)] + t[s].spawned[int(task_kind::yield_value)]);
+        EXPECT_EQ(t[s].threw.load(), t[s].spawned[int(task_kind::throws)]);
+        EXPECT_EQ(t[s].unwound.load(), t[s].spawned[int(task_kind::sleeps)]);
+        check_kept(kept[s]);
+      }
+    }
+  });
+}
+
+// The same with spawns whose fiber cannot get a stack (mapping fails when
+// it would first run): each such task ends without running, on a worker,
+// while its spawner drops its result.
+TEST_P(stress_test, group_task_without_a_stack_while_its_result_is_dropped) {
+  constexpr int group_rounds = green::testing::sanitized ? 10 : 50;
+  constexpr int per_round = green::testing::sanitized ? 100 : 500;
+  auto cfg = green::testing::test_config(GetParam());
+  cfg.stack_size = std::size_t{1} << 50;  // 1 PiB: more than the address space
+  green::runtime rt(cfg);
+  auto main = rt.spawn(green::spawn_options{"main", 64 * 1024}, [&] {
+    std::atomic<int> ran{0};
+    for (int round = 0; round < group_rounds; ++round) {
+      std::vector<green::async_result<int>> kept;
+      green::group g;
+      for (int i = 0; i < per_round; ++i) {
+        auto r = g.spawn([&ran] { return ++ran; });
+        if (i % 10 == 0) kept.push_back(std::move(r));
+        if (i % 16 == 0) green::this_fiber::yield();
+      }
+      g.join();
+      for (auto& r : kept) EXPECT_THROW(r.get(), std::system_error);
+    }
+    EXPECT_EQ(ran.load(), 0);
+  });
+  main.join();
 }
 
 }  // namespace

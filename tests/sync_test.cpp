@@ -5,6 +5,7 @@
 // fibers mixed with plain threads. Parameterized over worker counts.
 #include <atomic>
 #include <chrono>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -1127,6 +1128,51 @@ TEST(sync_death_test, destroying_a_waited_on_mutex_terminates) {
         });
       },
       "green::mutex at 0x[0-9a-f]+ destroyed while 1 fiber");
+}
+
+
+// release_error() is what() of the E that sem.release(n) must throw.
+template <class E, class S>
+std::string release_error(S& sem, std::size_t n) {
+  try {
+    sem.release(n);
+  } catch (const E& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "release(" << n << ") did not throw";
+  return {};
+}
+
+// Issue 13: semaphore(1).release(SIZE_MAX) said "bounded_semaphore released
+// too many times" of a plain semaphore. A plain one overflows its count; a
+// bounded one is released more often than it was acquired. Neither failed
+// release changes the count.
+TEST_P(sync_test, semaphore_release_past_its_maximum_says_the_count_would_overflow) {
+  run([&] {
+    constexpr std::size_t max = std::numeric_limits<std::size_t>::max();
+    green::semaphore plain(1);
+    std::string what = release_error<std::overflow_error>(plain, max);
+    EXPECT_NE(what.find("green::semaphore: release(" + std::to_string(max) + ") with 1 free would overflow"),
+              std::string::npos)
+        << what;
+    EXPECT_EQ(what.find("bounded"), std::string::npos) << what;
+    EXPECT_EQ(plain.value(), 1u);
+    plain.release(max - 1);
+    EXPECT_EQ(plain.value(), max);
+    EXPECT_THROW(plain.release(), std::overflow_error);
+    EXPECT_EQ(plain.value(), max);
+
+    green::bounded_semaphore bounded(2);
+    bounded.acquire();
+    what = release_error<std::logic_error>(bounded, 2);
+    EXPECT_NE(what.find("bounded_semaphore released too many times"), std::string::npos) << what;
+    EXPECT_NE(what.find("more than acquired (initial count 2)"), std::string::npos) << what;
+    EXPECT_EQ(bounded.value(), 1u);
+    bounded.release();
+    EXPECT_EQ(bounded.value(), 2u);
+    green::bounded_semaphore huge(max);  // its bound is SIZE_MAX: still the bounded error
+    expect_throw_with<std::logic_error>([&] { huge.release(); }, "bounded_semaphore released too many times");
+  });
 }
 
 }  // namespace

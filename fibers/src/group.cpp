@@ -9,7 +9,9 @@
 // never ran), unlinks the node and updates the events. The guard dies on
 // the task's fiber right after the call (fiber_impl::invoke resets its
 // function), or, for a fiber that never got a stack, when the runtime frees
-// the fiber; either way exactly once. An added fiber is watched by a small
+// the fiber (the result then holds the runtime's std::system_error), or in
+// spawn, if building the function object or the fiber throws (spawn then
+// raises that); either way exactly once. An added fiber is watched by a small
 // watcher fiber whose guard settles its node when the fiber is done (the
 // seam has no completion hook: completion.cpp's design header).
 //
@@ -93,17 +95,30 @@ void group::release_slot_(detail::group_node* n) noexcept {
   slots_->release();
 }
 
+namespace {
+// not_run_error() is the outcome of a task whose function never ran: the
+// runtime's reason when it has one (no stack could be mapped: that
+// std::system_error; killed before it started), else a plain note. Only a
+// spawned task's node names its own fiber (an added one names the member,
+// whose outcome is not the watcher's).
+std::exception_ptr not_run_error(const detail::group_node& n) {
+  if (n.fiber && !n.owns_fiber_ref) {
+    if (std::exception_ptr e = n.fiber->error()) return e;
+    if (n.fiber->was_killed()) return detail::killed_task_error();
+  }
+  return std::make_exception_ptr(std::runtime_error("green: the task's fiber never ran"));
+}
+}  // namespace
+
+// The guard's owner: the task's fiber, the spawner whose spawn failed, or
+// whoever frees a fiber that never ran (a worker that could not map its
+// stack, or the runtime at shutdown).
 void group::settle_(detail::group_node* n) noexcept {
   detail::result_core* c = n->core;
   release_slot_(n);
   if (!c->claimed()) {
-    // The body never ran: killed before its fiber started (then get()
-    // raises fiber_killed_error, as for a task killed while running), or
-    // no stack could be mapped for it.
-    bool killed = n->fiber != nullptr && n->fiber->was_killed();
     try {
-      c->store_exception(killed ? detail::killed_task_error()
-                                : std::make_exception_ptr(std::runtime_error("green: the task's fiber never ran")));
+      c->store_exception(not_run_error(*n));
     } catch (...) {  // claimed meanwhile: nothing to add
     }
   }

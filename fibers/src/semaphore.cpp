@@ -6,6 +6,7 @@
 #include "green/semaphore.hpp"
 
 #include <stdexcept>
+#include <string>
 
 namespace green {
 
@@ -32,11 +33,25 @@ bool semaphore::acquire_until_(sched::time_point deadline) {
   return false;  // timeout
 }
 
+// Any thread. Nothing changes when it throws.
 void semaphore::release(std::size_t n) {
-  std::lock_guard lk(mu_);
-  if (n > bound_ - count_) throw std::logic_error("bounded_semaphore released too many times");
+  std::unique_lock lk(mu_);
+  if (n > bound_ - count_) {
+    std::size_t count = count_;
+    lk.unlock();
+    throw_release_error_(n, count);
+  }
   while (n > 0 && detail::wake_one(q_)) --n;
   count_ += n;
+}
+
+void semaphore::throw_release_error_(std::size_t n, std::size_t count) const {
+  std::string args = "release(" + std::to_string(n) + ") with " + std::to_string(count) + " free";
+  if (bounded_)
+    throw std::logic_error("green::bounded_semaphore released too many times: " + args +
+                           " would free more than acquired (initial count " + std::to_string(bound_) + ")");
+  throw std::overflow_error("green::semaphore: " + args + " would overflow its count (at most " +
+                            std::to_string(bound_) + ")");
 }
 
 std::size_t semaphore::value() const noexcept {

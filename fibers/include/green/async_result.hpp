@@ -40,16 +40,24 @@ struct group_node;
 // once, and publish() follows; listeners_ is empty once published_ (publish
 // hands each listener to its hub and unlinks it, all under lmu_, so after
 // unlisten() returns no completion touches that listener).
+//
+// No vtable: the last release() deletes through destroy_, which the
+// most-derived class supplies (destroy_as below). Rejected: a virtual
+// destructor. It makes every call on a result a dynamic-type check under
+// UBSan (-fsanitize=vptr), and that check reads a vtable it has not met
+// before by writing it into a pipe; with no fd free (a server at EMFILE) it
+// took live results for bad ones and aborted: "member call on address ...
+// which does not point to an object of type 'result_state' ... invalid
+// vptr" in a group task's store_value (issue 13).
 class result_core {
  public:
-  result_core() noexcept = default;
   result_core(const result_core&) = delete;
   result_core& operator=(const result_core&) = delete;
 
   void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }  // relaxed: from an existing ref
   void release() noexcept {
     // acq_rel: the last release sees every write made through other refs
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy_(this);
   }
 
   // ready() is true once a value or an exception was published. Any thread.
@@ -85,13 +93,17 @@ class result_core {
   group_node* member = nullptr;
 
  protected:
-  virtual ~result_core() = default;
+  // destroy_fn deletes the complete object that `c` is the core of.
+  using destroy_fn = void (*)(result_core* c) noexcept;
+  explicit result_core(destroy_fn destroy) noexcept : destroy_(destroy) {}
+  ~result_core() = default;  // only through destroy_
   // claim() takes the right to complete; throws std::logic_error if taken.
   void claim();
   // unclaim() gives it back (storing the value threw).
   void unclaim() noexcept { claimed_.store(false, std::memory_order_release); }
 
  private:
+  destroy_fn destroy_;
   std::atomic<std::uint32_t> refs_{1};
   std::atomic<bool> claimed_{false};
   std::exception_ptr error_;  // written before publish(), read after ready()
@@ -101,10 +113,19 @@ class result_core {
   event done_;
 };
 
-// result_state<T> adds the value.
+// destroy_as<D> is the destroy function of a core whose complete object is a D.
+template <class D>
+void destroy_as(result_core* c) noexcept {
+  delete static_cast<D*>(c);
+}
+
+// result_state<T> adds the value. A class derived from it passes its own
+// destroy_as to the protected constructor.
 template <class T>
 class result_state : public result_core {
  public:
+  result_state() noexcept : result_core(&destroy_as<result_state>) {}
+
   template <class... A>
   void set_value(A&&... a) {
     store_value(std::forward<A>(a)...);
@@ -122,18 +143,26 @@ class result_state : public result_core {
   }
   T& value() noexcept { return *value_; }  // after ready() without exception
 
+ protected:
+  explicit result_state(destroy_fn destroy) noexcept : result_core(destroy) {}
+
  private:
   std::optional<T> value_;
 };
 template <>
 class result_state<void> : public result_core {
  public:
+  result_state() noexcept : result_core(&destroy_as<result_state>) {}
+
   void set_value() {
     store_value();
     publish();
   }
   void store_value() { claim(); }
   void value() noexcept {}
+
+ protected:
+  explicit result_state(destroy_fn destroy) noexcept : result_core(destroy) {}
 };
 
 [[noreturn]] void throw_result_timeout();

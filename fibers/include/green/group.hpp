@@ -40,7 +40,7 @@ struct group_node {
 template <class T>
 class task_state final : public result_state<T>, public group_node {
  public:
-  task_state() noexcept {
+  task_state() noexcept : result_state<T>(&destroy_as<task_state>) {
     this->member = this;
     core = this;
   }
@@ -68,7 +68,9 @@ class group {
   group& operator=(const group&) = delete;
 
   // spawn() starts fn(args...) on a new fiber in this group and returns its
-  // result. Fiber context (std::logic_error otherwise).
+  // result. Fiber context (std::logic_error otherwise). What copying fn or
+  // args throws propagates (nothing was spawned); if no stack can be mapped
+  // when the fiber would first run, the result holds that std::system_error.
   template <class F, class... Args>
   auto spawn(F&& fn, Args&&... args) {
     return start_(slot::none, std::forward<F>(fn), std::forward<Args>(args)...);
@@ -258,18 +260,15 @@ auto group::start_(slot s, F&& fn, Args&&... args) {
   st->add_ref();               // the guard's reference, dropped by settle_()
   using Call = std::pair<std::decay_t<F>, std::tuple<std::decay_t<Args>...>>;
   task_guard guard(this, st);
-  sched::fiber_base* f;
-  try {
-    f = detail::make_fiber(
-        [guard = std::move(guard), st, call = Call(std::forward<F>(fn), std::tuple<std::decay_t<Args>...>(
-                                                                              std::forward<Args>(args)...))]() mutable {
-          run_task_(guard, *st, call);
-        });
-  } catch (...) {
-    // `guard` was not moved into a function object: it settles the node.
-    st->store_exception(std::current_exception());
-    throw;
-  }
+  // If building the call or the fiber throws, the guard settles the node
+  // where it dies, and the exception leaves with `handle`, the only one who
+  // could see the result: nothing more to store (a second store would fail
+  // with "already set" and hide the error).
+  sched::fiber_base* f = detail::make_fiber(
+      [guard = std::move(guard), st, call = Call(std::forward<F>(fn), std::tuple<std::decay_t<Args>...>(
+                                                                            std::forward<Args>(args)...))]() mutable {
+        run_task_(guard, *st, call);
+      });
   st->fiber = f;
   link_(st);
   try {

@@ -37,8 +37,10 @@ class semaphore {
   bool try_acquire_until(std::chrono::time_point<Clock, Duration> tp) {
     return acquire_until_(detail::to_deadline(tp));
   }
-  // release() returns n permits. Any thread. A bounded_semaphore throws
-  // std::logic_error if that would exceed its initial count.
+  // release() returns n permits. Any thread. Throws std::overflow_error if
+  // the count would pass SIZE_MAX; a bounded_semaphore throws
+  // std::logic_error if it would pass its initial count (released more
+  // than acquired). The count is unchanged then.
   void release(std::size_t n = 1);
   // value() is the number of free permits (a snapshot). Any thread.
   std::size_t value() const noexcept;
@@ -49,22 +51,25 @@ class semaphore {
   void unlock() { release(); }
 
  protected:
-  semaphore(std::size_t initial, std::size_t bound) noexcept : count_(initial), bound_(bound) {}
+  semaphore(std::size_t initial, std::size_t bound) noexcept : count_(initial), bound_(bound), bounded_(true) {}
 
  private:
   bool acquire_until_(sched::time_point deadline);
+  [[noreturn]] void throw_release_error_(std::size_t n, std::size_t count) const;
 
   // Invariants: count_ > 0 implies q_ is empty (release hands permits to
   // waiters first); count_ + permits held <= bound_.
   mutable sched::spinlock mu_;
   std::size_t count_;  // guarded by mu_
   std::size_t bound_ = std::numeric_limits<std::size_t>::max();
+  bool bounded_ = false;  // a bounded_semaphore: bound_ is its initial count
   sched::wait_queue q_;  // guarded by mu_
 };
 
 // bounded_semaphore is a semaphore that may never hold more permits than it
-// started with: release() past that throws std::logic_error("bounded_semaphore
-// released too many times"), catching a release without a matching acquire.
+// started with: release() past that throws std::logic_error ("...
+// bounded_semaphore released too many times: ..."), catching a release
+// without a matching acquire.
 class bounded_semaphore : public semaphore {
  public:
   explicit bounded_semaphore(std::size_t initial = 1) noexcept : semaphore(initial, initial) {}

@@ -234,9 +234,12 @@ std::size_t socket::stream_receive_(void* buf, std::size_t n, deadline d, std::e
     bad_fd(ec);
     return 0;
   }
-  if (n > 0 && drained_.load(std::memory_order_relaxed) && !wait(sched::io_dir::read, d, ec)) return 0;
+  // Zero bytes: done at once. recv() of 0 on a stream socket with nothing
+  // queued fails with EAGAIN, and the loop below would wait for data.
+  if (n == 0) return 0;
+  if (drained_.load(std::memory_order_relaxed) && !wait(sched::io_dir::read, d, ec)) return 0;
   long r = io(sched::io_dir::read, d, ec, [&] { return sys_recvfrom(fd_, buf, n, nullptr, nullptr); });
-  if (r == 0 && n > 0 && closed()) r = canceled(ec);  // close() shut it down: not the peer's end of stream
+  if (r == 0 && closed()) r = canceled(ec);  // close() shut it down: not the peer's end of stream
   drained_.store(r > 0 && static_cast<std::size_t>(r) < n, std::memory_order_relaxed);
   return r < 0 ? 0 : static_cast<std::size_t>(r);
 }

@@ -41,7 +41,8 @@ class tcp_stream : public socket {
   static tcp_stream connect(std::string_view host, std::string_view service, deadline d = {});
 
   // read_some() reads at least 1 and at most n bytes, waiting until some
-  // arrive; returns 0 at end of stream (and for n == 0).
+  // arrive; returns 0 at end of stream. For n == 0 it returns 0 at once,
+  // reading nothing (a closed stream still reports bad_file_descriptor).
   std::size_t read_some(void* buf, std::size_t n, deadline d = {});
   std::size_t read_some(void* buf, std::size_t n, std::error_code& ec, deadline d = {});
   // read_exact() reads exactly n bytes. At end of stream first it raises

@@ -28,7 +28,9 @@ class udp_socket : public socket {
   std::size_t send_to(const void* buf, std::size_t n, const address& to, deadline d = {});
   std::size_t send_to(const void* buf, std::size_t n, const address& to, std::error_code& ec, deadline d = {});
   // receive_from() waits for one datagram, stores up to n bytes of it and
-  // its sender; returns the bytes stored (0 for an empty datagram).
+  // its sender; returns the bytes stored (0 for an empty datagram). With
+  // n == 0 it still waits for a datagram, and drops it (unlike a stream's
+  // zero-byte read: a datagram is consumed whole).
   std::size_t receive_from(void* buf, std::size_t n, address& from, deadline d = {});
   std::size_t receive_from(void* buf, std::size_t n, address& from, std::error_code& ec, deadline d = {});
 
