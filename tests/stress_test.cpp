@@ -274,7 +274,7 @@ struct copy_bomb {
 enum class task_kind { value, yield_value, throws, sleeps, spawn_fails, count };
 
 struct group_tally {
-  std::atomic<int> returned{0}, threw{0}, unwound{0};
+  std::atomic<int> returned{0}, threw{0}, asleep{0}, unwound{0};
   int spawned[static_cast<int>(task_kind::count)] = {};  // the spawners', read after they end
 };
 
@@ -314,6 +314,7 @@ void spawn_mix(green::group& g, int n, std::uint64_t seed, group_tally& t,
             std::atomic<int>& n;
             ~on_unwind() { ++n; }
           } u{t.unwound};
+          ++t.asleep;
           green::this_fiber::sleep_for(1h);
           return std::string("overslept");
         });
@@ -376,13 +377,14 @@ TEST_P(stress_test, group_task_result_discarded_while_task_stores_value) {
           spawners.push_back(green::spawn([&, s] { spawn_mix(g, per_spawner, base + 2 * round + s, t[s], kept[s]); }));
         for (auto& f : spawners) f.join();
         // Sleepers are all that can remain (discarded ones too, which
-        // kill() leaves to the destructor).
+        // kill() leaves to the destructor), and every one has started: one
+        // killed before it starts never runs its body, so never unwinds.
         green::testing::yield_until([&] {
           int done = 0, expected = 0;
           for (auto& x : t) {
-            done += x.returned.load() + x.threw.load();
+            done += x.returned.load() + x.threw.load() + x.asleep.load();
             expected += x.spawned[int(task_kind::value)] + x.spawned[int(task_kind::yield_value)] +
-                        x.spawned[int(task_kind::throws)];
+                        x.spawned[int(task_kind::throws)] + x.spawned[int(task_kind::sleeps)];
           }
           return done == expected;
         });

@@ -734,7 +734,10 @@ fiber_base* worker::steal_from(worker& v, bool take_runnext) noexcept {
     if (n == 0) {
       if (!take_runnext) return nullptr;
       fiber_base* f = v.runnext.load(std::memory_order_acquire);
-      if (f && v.runnext.compare_exchange_strong(f, nullptr, std::memory_order_acq_rel)) return f;
+      if (f && v.runnext.compare_exchange_strong(f, nullptr, std::memory_order_acq_rel)) {
+        im->steals.fetch_add(1, std::memory_order_relaxed);  // a steal too (stats::steals)
+        return f;
+      }
       return nullptr;
     }
     if (n > v.cap / 2 + 1 || n > 512) continue;  // inconsistent snapshot
