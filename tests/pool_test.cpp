@@ -1014,3 +1014,44 @@ TEST(pool_kill, group_member_killed_before_start_reports_fiber_killed_error) {
       },
       c);
 }
+
+// Regression (found by LeakSanitizer after kill-before-start): as_completed
+// watches a fiber through a watcher fiber that held a reference to it and
+// released it in its body; a watcher killed before it started (the loop was
+// left at once) never ran its body and leaked the watched fiber's control
+// block. On one worker with no monitor, the loop surely ends first: fs[1] is
+// done before as_completed starts, so its first step does not park. The
+// fibers return `tracked` values: a control block that is never freed never
+// destroys the (moved-from) result it holds, so `live` stays above zero.
+TEST(pool_kill, as_completed_left_before_its_watchers_start_leaks_nothing) {
+  static std::atomic<int> live{0};
+  struct tracked {
+    int v;
+    explicit tracked(int x) : v(x) { live.fetch_add(1); }
+    tracked(tracked&& o) noexcept : v(o.v) { live.fetch_add(1); }
+    ~tracked() { live.fetch_sub(1); }
+  };
+  auto c = green::testing::test_config(1);
+  c.monitor_limit = std::chrono::milliseconds(0);
+  green::run(
+      [] {
+        green::event go;
+        std::vector<green::fiber<tracked>> fs;
+        fs.push_back(green::spawn([&] {
+          go.wait();
+          return tracked(0);
+        }));
+        fs.push_back(green::spawn([] { return tracked(1); }));
+        green::testing::yield_until([&] { return fs[1].done(); });
+        int first = -1;
+        for (auto& f : green::as_completed(fs)) {
+          first = f.join().v;
+          break;  // the watcher of fs[0] is killed before it starts
+        }
+        EXPECT_EQ(first, 1);
+        go.set();
+        EXPECT_EQ(fs[0].join().v, 0);
+      },
+      c);
+  EXPECT_EQ(live.load(), 0) << "a fiber's control block (and the result it holds) was never freed";
+}

@@ -30,6 +30,7 @@
 // because the watchers point into the hub.
 #include <exception>
 #include <stdexcept>
+#include <utility>
 
 #include "green/completion.hpp"
 #include "green/group.hpp"
@@ -140,14 +141,23 @@ void completion_hub::watch(const waitable& w, std::size_t index) {
   }
   sched::scheduler* s = f->owner();
   if (!s) throw std::logic_error("green: wait on a fiber that belongs to no runtime");
-  f->add_ref();  // the watcher's: the handle may be joined (and released) meanwhile
-  e.watcher = detail::spawn_on(*s, spawn_options{"completion watcher"}, [this, f, index] {
-    struct releaser {
-      sched::fiber_base* f;
-      ~releaser() { f->release(); }
-    } r{f};
+  // The watcher's reference (the handle may be joined, and released,
+  // meanwhile) is owned by its function object, not its body: a watcher
+  // killed before it starts never runs its body, and its function object
+  // is destroyed all the same (regression test:
+  // as_completed_left_before_its_watchers_start_leaks_nothing).
+  struct fiber_ref {
+    sched::fiber_base* f;
+    explicit fiber_ref(sched::fiber_base* p) noexcept : f(p) { f->add_ref(); }
+    fiber_ref(fiber_ref&& o) noexcept : f(std::exchange(o.f, nullptr)) {}
+    fiber_ref(const fiber_ref&) = delete;
+    ~fiber_ref() {
+      if (f) f->release();
+    }
+  };
+  e.watcher = detail::spawn_on(*s, spawn_options{"completion watcher"}, [this, ref = fiber_ref(f), index] {
     // Killed: the hub is stopping (or the runtime is); post nothing.
-    if (f->wait_done(sched::no_deadline) == sched::wake_reason::notified) post(index);
+    if (ref.f->wait_done(sched::no_deadline) == sched::wake_reason::notified) post(index);
   });
 }
 
