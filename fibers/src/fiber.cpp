@@ -135,11 +135,11 @@ const void* expired_scope() noexcept {
 namespace this_fiber {
 
 void yield() {
-  sched::yield();
   // A cancellation point: a kill that arrived before or during the switch
   // (it found no park to end) is raised here.
   // Regression test: a_fiber_that_loops_on_yield_can_be_killed.
-  if (sched::fiber_base* f = sched::current_fiber(); f && f->take_kill()) throw fiber_exit{};
+  if (sched::fiber_base* f = sched::yield(); f && f->take_kill()) [[unlikely]]
+    throw fiber_exit{};
 }
 
 void sleep_until(sched::time_point tp) {

@@ -608,13 +608,15 @@ wake_reason io_internal::park_io(ticket t, const char* what, time_point deadline
   return r;
 }
 
-void yield() noexcept {
+fiber_base* yield() noexcept {
   worker* w = this_worker();
   if (w == nullptr || w->current == nullptr) {
     std::this_thread::yield();
-    return;
+    return nullptr;
   }
-  worker::switch_out(w, after::yield);
+  // switch_out() hands back the worker we resumed on: no second TLS read
+  // for the caller's kill check (this_fiber::yield()).
+  return worker::switch_out(w, after::yield)->current;
 }
 
 // ---------------------------------------------------------------------------

@@ -318,8 +318,10 @@ scheduler* current_scheduler() noexcept;
 int current_worker_index() noexcept;
 
 // yield() lets other runnable fibers run; returns at once when there are
-// none. Fiber context only (on a plain thread it yields the OS thread).
-void yield() noexcept;
+// none. Returns the calling fiber (null on a plain thread, where it yields
+// the OS thread), so a cancellation point can check for a kill without
+// another TLS read.
+fiber_base* yield() noexcept;
 
 // The handler for exceptions escaping detached fibers. Any thread.
 using unhandled_handler = void (*)(fiber_base&, std::exception_ptr);
