@@ -30,11 +30,19 @@ class rt_param : public ::testing::TestWithParam<unsigned> {
 };
 
 // GREEN_WORKER_SUITE(suite) declares a test suite over rt_param,
-// instantiated for every worker count of worker_counts().
-#define GREEN_WORKER_SUITE(suite)                                                                    \
-  class suite : public ::green::testing::rt_param {};                                               \
+// instantiated for every worker count of worker_counts(). A suite spread
+// over several files of one binary declares its fixture once, in a header
+// (GREEN_WORKER_FIXTURE, outside any unnamed namespace, so every file names
+// the same class), and instantiates it in exactly one of them
+// (GREEN_WORKER_INSTANTIATE), which covers the TEST_Ps of all of them.
+#define GREEN_WORKER_FIXTURE(suite) \
+  class suite : public ::green::testing::rt_param {}
+#define GREEN_WORKER_INSTANTIATE(suite)                                                      \
   INSTANTIATE_TEST_SUITE_P(w, suite, ::testing::ValuesIn(::green::testing::worker_counts()), \
                            ::green::testing::worker_name)
+#define GREEN_WORKER_SUITE(suite) \
+  GREEN_WORKER_FIXTURE(suite);    \
+  GREEN_WORKER_INSTANTIATE(suite)
 
 // wait_parked() waits (yielding a fiber, or the thread) until `f` is parked
 // on something whose dump name contains `what`. A test helper for "X is now

@@ -83,9 +83,16 @@ inline sched::wake_reason ended_by(sched::wake_reason r) noexcept {
 // errno after a park: the fiber may resume on another worker, and
 // __errno_location() is declared const, so the compiler may reuse the old
 // thread's address across the switch. These fetch it fresh every time.
-__attribute__((noinline, noipa)) int get_errno() noexcept;
-__attribute__((noinline, noipa)) void set_errno(int e) noexcept;
-__attribute__((noinline, noipa)) void set_h_errno(int e) noexcept;
+// GCC's noipa keeps callers from learning anything from the body; clang
+// has no noipa, and optnone (with noinline) does the same there.
+#if defined(__clang__)
+#define GREEN_PATCH_OPAQUE __attribute__((noinline, optnone))
+#else
+#define GREEN_PATCH_OPAQUE __attribute__((noinline, noipa))
+#endif
+GREEN_PATCH_OPAQUE int get_errno() noexcept;
+GREEN_PATCH_OPAQUE void set_errno(int e) noexcept;
+GREEN_PATCH_OPAQUE void set_h_errno(int e) noexcept;
 
 // Counters (relaxed: statistics only).
 extern std::atomic<std::uint64_t> n_parks, n_sleeps, n_offloads;
