@@ -76,14 +76,14 @@ void scheduler::impl::activate_spare() noexcept {
   }
   if (started >= workers.size()) return;  // every spare is already running
   worker* wp = workers[started].get();
-  nactive.fetch_add(1, std::memory_order_seq_cst);
+  nactive.fetch_add(1, std::memory_order_seq_cst);       // seq_cst: as above, before the spare exists
   nslots.store(started + 1, std::memory_order_release);  // release: its slot is ready for thieves
   try {
     wp->thread = std::thread([this, wp] { worker_main(*wp); });
     pthread_getcpuclockid(wp->thread.native_handle(), &wp->cpu_clock);
     spares_started.fetch_add(1, std::memory_order_relaxed);
   } catch (...) {
-    nactive.fetch_sub(1, std::memory_order_seq_cst);  // no thread: its slot stays empty
+    nactive.fetch_sub(1, std::memory_order_seq_cst);  // seq_cst: undoes the ++ above; no thread, its slot stays empty
   }
 }
 
@@ -204,7 +204,8 @@ void scheduler::impl::monitor_main() noexcept {
     // burst; 4 ticks (20 ms at the default limit) bound that to 50 a second.
     // Each tick costs ~40 us of CPU here (BM_idle: +0.8 ms per idle period
     // with 20 ticks), so an idle runtime pays ~0.2 ms once, then nothing.
-    bool all_idle = stuck == 0 && npidle.load(std::memory_order_seq_cst) == nactive.load(std::memory_order_seq_cst);
+    // relaxed: only counts idle ticks; the sleep below re-checks under W4.
+    bool all_idle = stuck == 0 && npidle.load(std::memory_order_relaxed) == nactive.load(std::memory_order_relaxed);
     idle_ticks = all_idle ? idle_ticks + 1 : 0;
     if (idle_ticks >= 4) {
       idle_ticks = 0;
@@ -213,10 +214,11 @@ void scheduler::impl::monitor_main() noexcept {
       // below is its load.
       if (!mon_word.compare_exchange_strong(zero, 1, std::memory_order_seq_cst)) continue;  // stop
       if (npidle.load(std::memory_order_seq_cst) == nactive.load(std::memory_order_seq_cst)) {
+        // seq_cst: the word wake_monitor()'s W4 CAS and the destructor's stop write
         while (mon_word.load(std::memory_order_seq_cst) == 1) futex_wait(&mon_word, 1, no_deadline);
       } else {
         std::uint32_t one = 1;
-        mon_word.compare_exchange_strong(one, 0, std::memory_order_seq_cst);
+        mon_word.compare_exchange_strong(one, 0, std::memory_order_seq_cst);  // seq_cst: undoes our W4 store in order
       }
     }
   }

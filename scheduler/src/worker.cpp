@@ -147,7 +147,7 @@ void scheduler::impl::run_fiber(worker& w, fiber_base* f) noexcept {
 void scheduler::impl::retire(worker& w) noexcept {
   if (w.spinning) {
     w.spinning = false;
-    nmspinning.fetch_sub(1, std::memory_order_seq_cst);
+    nmspinning.fetch_sub(1, std::memory_order_seq_cst);  // seq_cst: as enter_idle()'s, before our wakep() below (W2)
   }
   while (fiber_base* f = w.pick_local()) push_global(f, f, 1);
   // seq_cst: pairs with activate_spare()'s dormant load then nactive++
@@ -156,6 +156,7 @@ void scheduler::impl::retire(worker& w) noexcept {
   w.dormant.store(1, std::memory_order_seq_cst);
   nactive.fetch_sub(1, std::memory_order_seq_cst);
   wakep();  // the work we handed on, or the spinner role we gave up
+  // seq_cst: pairs with activate_spare()'s and the destructor's store of 0
   while (w.dormant.load(std::memory_order_seq_cst) == 1 && !stop.load(std::memory_order_acquire))
     futex_wait(&w.dormant, 1, no_deadline);
 }
