@@ -78,6 +78,9 @@ GREEN_HOT void worker::after_switch() noexcept {
     case after::none:
       return;
     case after::yield:
+      // A yielded fiber is queued, so runnable (it used to stay `running`
+      // in the ring, which dumps showed and GREEN_DCHECK rejects).
+      p->state_.store(fiber_state::runnable, std::memory_order_relaxed);
       push_tail(p);
       return;
     case after::park: {
