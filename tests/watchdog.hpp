@@ -13,6 +13,8 @@
 
 #include <green/green.hpp>
 
+#include "sanitizers.hpp"  // scheduler/src: GREEN_ASAN, GREEN_TSAN
+
 namespace green::testing {
 
 // The exit status of a process the watchdog ended (GNU timeout's).
@@ -36,29 +38,15 @@ inline std::string worker_name(const ::testing::TestParamInfo<unsigned>& info) {
   return "workers_" + std::to_string(info.param);
 }
 
-// Which sanitizer this build runs under (GCC spells it __SANITIZE_*__,
-// clang __has_feature).
-#if defined(__SANITIZE_THREAD__)
-#define GREEN_TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define GREEN_TEST_TSAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define GREEN_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define GREEN_TEST_ASAN 1
-#endif
-#endif
+// Which sanitizer this build runs under: GREEN_ASAN / GREEN_TSAN, from the
+// runtime's one copy of the detection macros (included above).
 
-#ifdef GREEN_TEST_TSAN
+#ifdef GREEN_TSAN
 constexpr bool tsan = true;
 #else
 constexpr bool tsan = false;
 #endif
-#ifdef GREEN_TEST_ASAN
+#ifdef GREEN_ASAN
 constexpr bool asan = true;
 #else
 constexpr bool asan = false;

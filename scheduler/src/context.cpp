@@ -22,20 +22,7 @@
 
 #include <boost/context/detail/fcontext.hpp>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define GREEN_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define GREEN_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define GREEN_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define GREEN_TSAN 1
-#endif
-#endif
+#include "sanitizers.hpp"
 
 #ifdef GREEN_ASAN
 #include <sanitizer/asan_interface.h>

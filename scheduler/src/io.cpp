@@ -4,11 +4,12 @@
 // runtime's reactor once, edge-triggered for both directions (Go's netpoll:
 // one registration per fd, never re-armed), then parks on the fd's read or
 // write wait list. The thread that polls the reactor (an idle worker, or the
-// monitor when every worker is busy) calls on_ready(), which wakes the
-// waiters of the ready direction, or, if there are none, records the edge so
+// monitor when every worker is busy) hands its events to dispatch() (the
+// reactor's sink: events flow one way, from the reactor through the worker
+// loop to here), which wakes the waiters of the ready direction, or, if there are none, records the edge so
 // the next wait_fd() returns at once instead of missing it.
 //
-// Staleness. Each entry has a generation; the key given to epoll is
+// Staleness. Each entry has a generation; the key given to the reactor is
 // fd | generation << 32. notify_close() bumps the generation, drops the
 // registration and wakes every waiter with `closed`, so an event still in
 // flight for the old file (or a registration a dup kept alive) never wakes a
@@ -19,7 +20,6 @@
 // hand-written servers; a per-runtime fd map (a hash lookup per event, and an
 // fd used from two runtimes would need two entries).
 #include <poll.h>
-#include <sys/epoll.h>
 
 #include <atomic>
 #include <cerrno>
@@ -143,24 +143,32 @@ void notify_close(int fd) noexcept {
   e->writers.wake_all(wake_reason::closed);
 }
 
-void io_internal::on_ready(std::uint64_t key, std::uint32_t events) noexcept {
+namespace {
+// on_ready() hands one readiness event to the fd table. The polling thread.
+void on_ready(std::uint64_t key, std::uint32_t events) noexcept {
   int fd = static_cast<int>(key & 0x7fffffff);
   fd_entry* e = entry(fd, false);
   if (e == nullptr) return;
   std::lock_guard lk(e->mu);
   if (e->gen != static_cast<std::uint32_t>(key >> 32)) return;  // a closed file's event
   // Errors and hang-ups wake both sides: the retried call reports them.
-  constexpr std::uint32_t both = EPOLLERR | EPOLLHUP;
-  if (events & (EPOLLRDHUP | both)) e->rhup = true;
+  constexpr std::uint32_t both = reactor::failed;
+  if (events & (reactor::read_closed | both)) e->rhup = true;
   if (events & both) e->whup = true;
   // The empty() tests first: nearly every event finds one side with no
   // waiter (an echo's EPOLLOUT), and the call would cost more than the test.
-  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLPRI | both)) {
+  if (events & (reactor::readable | reactor::read_closed | both)) {
     if (e->readers.empty() || e->readers.wake_all(wake_reason::notified, true) == 0) e->rready = true;
   }
-  if (events & (EPOLLOUT | both)) {
+  if (events & (reactor::writable | both)) {
     if (e->writers.empty() || e->writers.wake_all(wake_reason::notified, true) == 0) e->wready = true;
   }
+}
+}  // namespace
+
+// dispatch(): see io_internal.hpp. The thread that polled.
+void io_internal::dispatch(const reactor::ready_event* ev, int n) noexcept {
+  for (int i = 0; i < n; ++i) on_ready(ev[i].key, ev[i].events);
 }
 
 void io_internal::forget(reactor* r) noexcept {

@@ -33,14 +33,8 @@
 #include <string>
 #include <system_error>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define GREEN_STACK_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define GREEN_STACK_ASAN 1
-#endif
-#endif
-#ifdef GREEN_STACK_ASAN
+#include "sanitizers.hpp"
+#ifdef GREEN_ASAN
 #include <sanitizer/asan_interface.h>
 #endif
 
@@ -164,7 +158,7 @@ void stack_allocator::trim(std::size_t keep) noexcept {
   }
   for (auto& s : release) {
     if (s.kind == stack_kind::guarded) {
-#ifdef GREEN_STACK_ASAN
+#ifdef GREEN_ASAN
       // A fiber that exited never unwound its last frames: their redzones
       // stay poisoned, and ASan's munmap keeps the shadow, so a later
       // uninstrumented mapping at this address (SQLite's WAL index) would be

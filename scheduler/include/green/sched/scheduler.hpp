@@ -1,4 +1,4 @@
-// green::sched — the runtime's seam for fibers/ (see shared/DESIGN.md).
+// green::sched — the runtime's seam for fibers/ (see docs/scheduler.md).
 //
 // Everything in fibers/ is built on four operations:
 //   prepare_park()  open a park of the calling fiber or thread, get a ticket
@@ -280,7 +280,6 @@ class fiber_base {
   fiber_base* reg_prev_ = nullptr;
   fiber_base* reg_next_ = nullptr;
   unsigned reg_shard_ = 0;
-  unsigned spawned_on_ = ~0u;      // worker index it was spawned on (tests)
   std::uint64_t parent_id_ = 0;    // the fiber that spawned it, 0: a plain thread (reports)
 
  public:

@@ -1,30 +1,63 @@
-// The reactor: epoll plus an eventfd.
+// The epoll backend of the reactor (reactor.hpp): epoll plus an eventfd.
 //
 // An idle worker that takes the poller role blocks here instead of on its
 // futex; a waker that finds it sleeping in the reactor writes the eventfd.
 // Deadlines use epoll_pwait2 (nanosecond timeout, Linux 5.11) so a sleeping
 // timer fires on time rather than up to 1 ms late with epoll_wait's
 // millisecond timeout; older kernels fall back to epoll_wait rounded up.
-// fds are registered once, edge-triggered, keyed by fd and generation; each
-// event goes to the fd table (io.cpp), which wakes the fibers waiting on it.
-#include "green/sched/reactor.hpp"
-
+// fds are registered once, edge-triggered, under the fd table's key; each
+// event is translated to reactor's neutral bits and returned to the caller,
+// which hands it to the fd table (io.cpp). Nothing here calls back up.
+//
+// Rejected: EPOLLONESHOT re-armed per wait (one epoll_ctl per wait);
+// a pipe for wake-ups (two fds where one eventfd does).
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
-#include <algorithm>
 #include <system_error>
 
-#include "io_internal.hpp"
+#include "green/sched/reactor.hpp"
 
 namespace green::sched {
 
-reactor::reactor() {
+namespace {
+
+// The key of the eventfd that interrupts a wait; fd keys have fd < 2^31
+// in their low half, so they never equal it.
+constexpr std::uint64_t wake_key = ~std::uint64_t{0};
+
+std::uint32_t neutral(std::uint32_t ev) noexcept {
+  std::uint32_t r = 0;
+  if (ev & (EPOLLIN | EPOLLPRI)) r |= reactor::readable;
+  if (ev & EPOLLOUT) r |= reactor::writable;
+  if (ev & EPOLLRDHUP) r |= reactor::read_closed;
+  if (ev & (EPOLLERR | EPOLLHUP)) r |= reactor::failed;
+  return r;
+}
+
+class epoll_reactor final : public reactor {
+ public:
+  epoll_reactor();
+  ~epoll_reactor() override;
+  int wait(time_point deadline, ready_event* out) override;
+  int poll_now(ready_event* out) override { return harvest(0, nullptr, out); }
+  void wake() noexcept override;
+  int watch(int fd, std::uint64_t key) noexcept override;
+  void unwatch(int fd) noexcept override;
+
+ private:
+  int harvest(int timeout_ms, const timespec* ts, ready_event* out);
+  int epfd_ = -1;
+  int evfd_ = -1;
+};
+
+epoll_reactor::epoll_reactor() {
   epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
   if (epfd_ < 0) throw std::system_error(errno, std::generic_category(), "green: epoll_create1");
   evfd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -35,7 +68,7 @@ reactor::reactor() {
   }
   epoll_event ev{};
   ev.events = EPOLLIN;
-  ev.data.u64 = io_internal::wake_key;
+  ev.data.u64 = wake_key;
   if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, evfd_, &ev) != 0) {
     int err = errno;
     ::close(evfd_);
@@ -44,12 +77,12 @@ reactor::reactor() {
   }
 }
 
-reactor::~reactor() {
+epoll_reactor::~epoll_reactor() {
   ::close(evfd_);
   ::close(epfd_);
 }
 
-int reactor::wait(time_point deadline, ready_event* out) {
+int epoll_reactor::wait(time_point deadline, ready_event* out) {
   if (deadline == no_deadline) return harvest(-1, nullptr, out);
   auto now = clock::now();
   auto left = deadline > now ? deadline - now : clock::duration::zero();
@@ -58,20 +91,14 @@ int reactor::wait(time_point deadline, ready_event* out) {
   return harvest(static_cast<int>(std::min<long long>((ns + 999999) / 1000000, 1 << 30)), &ts, out);
 }
 
-int reactor::poll_now(ready_event* out) { return harvest(0, nullptr, out); }
-
-void reactor::dispatch(const ready_event* ev, int n) noexcept {
-  for (int i = 0; i < n; ++i) io_internal::on_ready(ev[i].key, ev[i].events);
-}
-
 // harvest() waits (ts: precise timeout; else timeout_ms, -1 forever), drains
 // the wake-up eventfd if it fired, and copies the fd events to `out`.
-int reactor::harvest(int timeout_ms, const void* tsp, ready_event* out) {
+int epoll_reactor::harvest(int timeout_ms, const timespec* tsp, ready_event* out) {
   epoll_event events[max_events];
   int n;
   static std::atomic<bool> have_pwait2{true};  // relaxed: a capability probe, any answer is safe
   if (tsp != nullptr && have_pwait2.load(std::memory_order_relaxed)) {
-    n = ::epoll_pwait2(epfd_, events, max_events, static_cast<const timespec*>(tsp), nullptr);
+    n = ::epoll_pwait2(epfd_, events, max_events, tsp, nullptr);
     if (n < 0 && errno == ENOSYS) {
       have_pwait2.store(false, std::memory_order_relaxed);
       n = ::epoll_wait(epfd_, events, max_events, timeout_ms);
@@ -79,22 +106,21 @@ int reactor::harvest(int timeout_ms, const void* tsp, ready_event* out) {
   } else {
     n = ::epoll_wait(epfd_, events, max_events, timeout_ms);
   }
-  // relaxed: a hint for the monitor (has anyone polled lately?)
-  last_poll_.store(clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+  note_poll();
   int got = 0;
   for (int i = 0; i < n; ++i) {
-    if (events[i].data.u64 == io_internal::wake_key) {
+    if (events[i].data.u64 == wake_key) {
       std::uint64_t v;
       while (::syscall(SYS_read, evfd_, &v, sizeof v) > 0) {
       }
     } else {
-      out[got++] = ready_event{events[i].data.u64, events[i].events};
+      out[got++] = ready_event{events[i].data.u64, neutral(events[i].events)};
     }
   }
   return got;
 }
 
-int reactor::watch(int fd, std::uint64_t key) noexcept {
+int epoll_reactor::watch(int fd, std::uint64_t key) noexcept {
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
   ev.data.u64 = key;
@@ -105,17 +131,21 @@ int reactor::watch(int fd, std::uint64_t key) noexcept {
   return errno;
 }
 
-void reactor::unwatch(int fd) noexcept {
+void epoll_reactor::unwatch(int fd) noexcept {
   epoll_event ev{};
   ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, &ev);  // ENOENT / EBADF: already gone
 }
 
-void reactor::wake() noexcept {
+void epoll_reactor::wake() noexcept {
   std::uint64_t one = 1;
   // The raw syscall: wake() runs on fibers, and the patch library (which
   // interposes write() for fibers) must not add its readiness probe here.
   long r = ::syscall(SYS_write, evfd_, &one, sizeof one);
   (void)r;  // EAGAIN means the counter is already non-zero: a wake is pending
 }
+
+}  // namespace
+
+std::unique_ptr<reactor> reactor::make() { return std::make_unique<epoll_reactor>(); }
 
 }  // namespace green::sched

@@ -1,0 +1,62 @@
+// The fiber registry: every live fiber of a runtime, for dumps, deadlock
+// reports, the monitor's reports and shutdown (which kills what is left).
+//
+// Invariants: a fiber is in exactly one shard's list from spawn until
+// finish_fiber(), linked by reg_prev_/reg_next_ under that shard's lock;
+// reg_shard_ names the shard. One shard per worker slot plus one for spawns
+// from outside, so spawns on different workers do not share a lock.
+// Holding a shard's lock keeps its fibers alive (unregister_fiber() takes
+// it before the runtime drops its reference).
+//
+// Rejected: one global list (every spawn and exit of every worker on one
+// lock); no registry (dumps and shutdown could not find parked fibers).
+#include <mutex>
+#include <sstream>
+
+#include "runtime_impl.hpp"
+
+namespace green::sched {
+
+// register_fiber(): spawn only (any thread).
+void scheduler::impl::register_fiber(fiber_base* f, unsigned shard) noexcept {
+  registry_shard& r = *shards[shard];
+  f->reg_shard_ = shard;
+  std::lock_guard lk(r.mu);
+  f->reg_prev_ = nullptr;
+  f->reg_next_ = r.head;
+  if (r.head) r.head->reg_prev_ = f;
+  r.head = f;
+}
+
+// unregister_fiber(): finish_fiber() only (a worker).
+void scheduler::impl::unregister_fiber(fiber_base* f) noexcept {
+  registry_shard& r = *shards[f->reg_shard_];
+  std::lock_guard lk(r.mu);
+  if (f->reg_prev_)
+    f->reg_prev_->reg_next_ = f->reg_next_;
+  else
+    r.head = f->reg_next_;
+  if (f->reg_next_) f->reg_next_->reg_prev_ = f->reg_prev_;
+  f->reg_prev_ = f->reg_next_ = nullptr;
+}
+
+// describe() names a fiber for a report, if it is still alive (the registry
+// lock keeps it so while we read).
+std::string scheduler::impl::describe(fiber_base* f) {
+  for (auto& sh : shards) {
+    std::lock_guard lk(sh->mu);
+    for (fiber_base* g = sh->head; g; g = g->reg_next_) {
+      if (g != f) continue;
+      std::ostringstream out;
+      out << "fiber #" << g->id() << " '" << g->name() << "'";
+      if (g->parent_id_ != 0)
+        out << " (spawned by fiber #" << g->parent_id_ << ")";
+      else
+        out << " (spawned from a thread)";
+      return out.str();
+    }
+  }
+  return {};
+}
+
+}  // namespace green::sched
