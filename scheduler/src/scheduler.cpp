@@ -397,7 +397,9 @@ fiber_base::fiber_base() noexcept : id_(next_fiber_id.fetch_add(1, std::memory_o
   };
 }
 
-fiber_base::~fiber_base() = default;
+fiber_base::~fiber_base() {
+  if (ext != nullptr && ext_free != nullptr) ext_free(ext);
+}
 
 wake_reason fiber_base::wait_done(time_point deadline) {
   for (;;) {
@@ -553,11 +555,6 @@ GREEN_HOT wake_reason worker::park_fiber(worker*& w, ticket t, const char* what,
   if (f->kill_requested_.load(std::memory_order_acquire)) self_wake(wake_reason::killed);
 
   time_point eff = deadline;
-  f->timer_reason_ = wake_reason::timeout;
-  if (f->scope_deadline < eff) {
-    eff = f->scope_deadline;
-    f->timer_reason_ = wake_reason::scope_timeout;
-  }
   bool timed = false;
   if (eff != no_deadline && parker::status(p->word.load(std::memory_order_acquire)) == parker::armed) {
     if (eff <= clock::now()) {
@@ -1101,9 +1098,6 @@ void worker::fiber_entry(context*, void*) {
   fiber_base* f = now->current;
   *now->errno_addr = 0;
   f->invoke();
-  for (auto& slot : f->fls)
-    if (slot.value && slot.destroy) slot.destroy(slot.value);
-  f->fls.clear();
   bool report = false;
   {
     std::lock_guard lk(f->done_mu_);

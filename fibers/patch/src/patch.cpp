@@ -277,7 +277,7 @@ int park_error(wake_reason r, int on_timeout) noexcept {
 // Fiber context only.
 int wait_ready(int fd, io_dir dir, time_point deadline, int on_timeout = EAGAIN) noexcept {
   n_parks.fetch_add(1, std::memory_order_relaxed);
-  return park_error(sched::wait_fd(fd, dir, deadline), on_timeout);
+  return park_error(green::detail::scoped_wait_fd(fd, dir, deadline), on_timeout);
 }
 
 // span() is a C timeout's seconds and nanoseconds as one duration that
@@ -455,7 +455,7 @@ short to_epoll(short ev) noexcept {
 bool sleep_until(time_point tp) noexcept {
   while (clock::now() < tp) {
     sched::ticket t = sched::prepare_park();
-    wake_reason r = ended_by(sched::park(t, "patch:sleep", tp, nullptr, nullptr));
+    wake_reason r = ended_by(green::detail::scoped_park(t, "patch:sleep", tp));
     if (r == wake_reason::killed || r == wake_reason::scope_timeout) return false;
   }
   return true;
@@ -475,7 +475,7 @@ int wait_any(const pollfd* p, nfds_t n, time_point deadline) noexcept {
     n_sleeps.fetch_add(1, std::memory_order_relaxed);
     if (deadline == no_deadline) {  // poll(NULL, 0, -1): wait forever, like libc (a kill ends it)
       sched::ticket t = sched::prepare_park();
-      return park_error(sched::park(t, "patch:poll", no_deadline, nullptr, nullptr), -1);
+      return park_error(green::detail::scoped_park(t, "patch:poll", no_deadline), -1);
     }
     return sleep_until(deadline) ? -1 : ECANCELED;
   }
