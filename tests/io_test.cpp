@@ -150,13 +150,27 @@ TEST_P(io_test, writer_waits_for_room) {
   });
 }
 
+// The runtime's wait_fd knows only its own deadline; green::timeout scopes
+// are folded in by the public layer (green::detail::scoped_wait_fd, which
+// green::net and the patch library use).
 TEST_P(io_test, deadline_and_timeout_scope_end_the_wait) {
   run([] {
     sock_pair sp;
     EXPECT_EQ(wait_fd(sp.fd[0], io_dir::read, green::sched::clock::now() + 2ms), wake_reason::timeout);
     {
       green::timeout t(2ms);
-      EXPECT_EQ(wait_fd(sp.fd[0], io_dir::read), wake_reason::scope_timeout);
+      EXPECT_EQ(green::detail::scoped_wait_fd(sp.fd[0], io_dir::read), wake_reason::scope_timeout);
+      // The scope has expired, but the seam does not interpret it.
+      EXPECT_EQ(wait_fd(sp.fd[0], io_dir::read, green::sched::clock::now() + 1ms), wake_reason::timeout);
+      // An own deadline earlier than the scope's stays a plain timeout.
+      green::timeout later(1h);
+      EXPECT_EQ(green::detail::scoped_wait_fd(sp.fd[0], io_dir::read, green::sched::clock::now() + 1ms),
+                wake_reason::scope_timeout);  // t's deadline (past) is still the earliest
+    }
+    {
+      green::timeout t(1h);
+      EXPECT_EQ(green::detail::scoped_wait_fd(sp.fd[0], io_dir::read, green::sched::clock::now() + 1ms),
+                wake_reason::timeout);
     }
     EXPECT_EQ(green::sched::io_waiters(), 0u);
   });
@@ -167,7 +181,7 @@ TEST_P(io_test, kill_ends_the_wait) {
     sock_pair sp;
     auto f = green::spawn([&] { return wait_fd(sp.fd[0], io_dir::read); });
     green::testing::wait_parked(f, "fd read");
-    f.native()->kill();
+    green::testing::native(f)->kill();
     EXPECT_EQ(f.join(), wake_reason::killed);
   });
 }

@@ -38,7 +38,7 @@ std::vector<green::fiber<void>> spawn_spinners(unsigned n, const std::atomic<boo
 // wait_for_stuck_report() polls until the monitor has reported `n` fibers.
 // Fiber context.
 void wait_for_stuck_report(green::runtime& rt, std::uint64_t n) {
-  while (rt.scheduler().get_stats().stuck_reports < n) green::this_fiber::sleep_for(1ms);
+  while (green::testing::scheduler(rt).get_stats().stuck_reports < n) green::this_fiber::sleep_for(1ms);
 }
 
 std::size_t count(const std::string& text, const std::string& what) {
@@ -93,7 +93,7 @@ TEST_P(monitor_test, a_blocking_call_does_not_stop_the_other_fibers) {
   std::string err = ::testing::internal::GetCapturedStderr();
   EXPECT_EQ(count(err, "'sleeper'"), 1u) << err;  // reported once, by name
   EXPECT_NE(err.find("spawned by fiber #"), std::string::npos) << err;
-  auto st = rt.scheduler().get_stats();
+  auto st = green::testing::scheduler(rt).get_stats();
   EXPECT_GE(st.stuck_reports, 1u);
   if (GetParam() == 1) {
     EXPECT_GE(st.spares_started, 1u);
@@ -118,7 +118,7 @@ TEST_P(monitor_test, a_long_computation_does_not_starve_the_fiber_it_waits_for) 
   // While the last spinner started, every worker was spinning and this main
   // fiber ran too: on a spare, which the monitor starts only after it reported
   // a stuck worker.
-  auto st = rt.scheduler().get_stats();
+  auto st = green::testing::scheduler(rt).get_stats();
   EXPECT_GE(st.stuck_reports, 1u) << err;
   EXPECT_GE(st.spares_started, 1u) << err;
 }
@@ -166,7 +166,7 @@ TEST(monitor, can_be_switched_off_and_rejects_a_negative_limit) {
     while (std::chrono::steady_clock::now() - t0 < 30ms) {
     }
   });
-  EXPECT_EQ(rt.scheduler().get_stats().stuck_reports, 0u);
+  EXPECT_EQ(green::testing::scheduler(rt).get_stats().stuck_reports, 0u);
   cfg.monitor_limit = -1ms;
   green::testing::expect_throw_with<std::invalid_argument>([&] { green::runtime bad(cfg); }, "monitor_limit");
 }

@@ -69,8 +69,8 @@ TEST(patch_link, plain_read_parks_though_no_patch_symbol_is_named) {
     });
     auto b = green::spawn([&] {
       reading.wait();
-      const char* why = a.native()->wait_reason();
-      a_parked_on_fd = a.native()->state() == green::sched::fiber_state::parked && why &&
+      const char* why = green::testing::native(a)->wait_reason();
+      a_parked_on_fd = green::testing::native(a)->state() == green::sched::fiber_state::parked && why &&
                        std::string(why).find("fd read") != std::string::npos;
       return libc_write(p[1], "x", 1);
     });

@@ -901,24 +901,24 @@ TEST_P(patch, thread_owned_locks_are_counted_per_fiber_and_released) {
     pthread_rwlock_t rw = PTHREAD_RWLOCK_INITIALIZER;
     std::mutex sm;
     auto* self = green::sched::current_fiber();
-    EXPECT_EQ(self->thread_locks, 0u);
+    EXPECT_EQ(green::testing::thread_locks(self), 0u);
     EXPECT_EQ(::pthread_mutex_lock(&m), 0);
     EXPECT_EQ(::pthread_mutex_lock(&m), 0);  // recursive: nests
     EXPECT_EQ(::pthread_rwlock_wrlock(&rw), 0);
     sm.lock();
-    EXPECT_EQ(self->thread_locks, 4u);
+    EXPECT_EQ(green::testing::thread_locks(self), 4u);
     EXPECT_EQ(::pthread_mutex_trylock(&m), 0);
     EXPECT_EQ(::pthread_rwlock_trywrlock(&rw), EBUSY);  // not acquired: not counted
-    EXPECT_EQ(self->thread_locks, 5u);
+    EXPECT_EQ(green::testing::thread_locks(self), 5u);
     auto sleeps = green::patch::get_stats().sleeps;
     ::usleep(100);  // libc's: the fiber holds locks
     EXPECT_EQ(green::patch::get_stats().sleeps, sleeps);
     sm.unlock();
     EXPECT_EQ(::pthread_rwlock_unlock(&rw), 0);
     for (int i = 0; i < 3; ++i) EXPECT_EQ(::pthread_mutex_unlock(&m), 0);
-    EXPECT_EQ(self->thread_locks, 0u);
+    EXPECT_EQ(green::testing::thread_locks(self), 0u);
     EXPECT_EQ(::pthread_mutex_unlock(&m), EPERM);  // not held: an error, and no wrap-around
-    EXPECT_EQ(self->thread_locks, 0u);
+    EXPECT_EQ(green::testing::thread_locks(self), 0u);
     ::usleep(100);  // patched again
     EXPECT_EQ(green::patch::get_stats().sleeps, sleeps + 1);
     pthread_mutex_destroy(&m);

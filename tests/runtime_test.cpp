@@ -270,7 +270,7 @@ TEST_P(runtime_test, idle_workers_steal_spawned_fibers) {
     for (auto& f : fs) f.join();
   });
   EXPECT_TRUE(elsewhere.load()) << "every fiber ran on the worker that spawned it";
-  EXPECT_GT(rt.scheduler().get_stats().steals, 0u);
+  EXPECT_GT(green::testing::scheduler(rt).get_stats().steals, 0u);
 }
 
 TEST_P(runtime_test, park_wake_races_from_os_threads_lose_nothing) {
@@ -469,7 +469,7 @@ TEST_P(runtime_test, deadlock_is_reported_in_main_with_every_fiber) {
     EXPECT_NE(what.find("'stuck-worker': parked (a ticket nobody holds)"), std::string::npos) << what;
     EXPECT_NE(what.find("'main': parked (join)"), std::string::npos) << what;
   }
-  EXPECT_EQ(rt.scheduler().get_stats().deadlocks, 1u);
+  EXPECT_EQ(green::testing::scheduler(rt).get_stats().deadlocks, 1u);
 }
 
 // Regression: the deadlock check read the queues, then scanned /proc for
@@ -489,7 +489,7 @@ TEST_P(runtime_test, a_thread_that_wakes_fibers_and_exits_is_no_deadlock) {
       t.join();                            // t needs no fiber: a brief block of this worker
     }
   });
-  EXPECT_EQ(rt.scheduler().get_stats().deadlocks, 0u);
+  EXPECT_EQ(green::testing::scheduler(rt).get_stats().deadlocks, 0u);
 }
 
 namespace {
@@ -580,7 +580,7 @@ TEST_P(runtime_test, dump_lists_fibers_with_state_and_reason) {
   green::run(
       [] {
         auto f = green::spawn(green::spawn_options{"napper"}, [] { green::this_fiber::sleep_for(1h); });
-        while (f.native()->state() != green::sched::fiber_state::parked) green::this_fiber::sleep_for(1ms);
+        while (green::testing::native(f)->state() != green::sched::fiber_state::parked) green::this_fiber::sleep_for(1ms);
         std::ostringstream out;
         green::dump(out);
         EXPECT_NE(out.str().find("'napper': parked (sleep)"), std::string::npos) << out.str();

@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include <green/green.hpp>
+#include <green/testing.hpp>
 
 #include "watchdog.hpp"
 
@@ -50,7 +51,7 @@ class rt_param : public ::testing::TestWithParam<unsigned> {
 template <class T>
 void wait_parked(const green::fiber<T>& f, const char* what) {
   for (;;) {
-    auto* b = f.native();
+    auto* b = green::testing::native(f);
     const char* why = b->wait_reason();
     if (b->state() == green::sched::fiber_state::parked && why && std::string(why).find(what) != std::string::npos)
       return;

@@ -183,7 +183,7 @@ completion_hub::~completion_hub() {
   for (auto& [i, e] : entries_) {
     if (!e.watcher.joinable()) continue;
     uninterruptibly([](void* w) { wait_or_raise(*static_cast<sched::fiber_base*>(w), sched::no_deadline, nullptr); },
-                    e.watcher.native());
+                    access::native(e.watcher));
     e.watcher.detach();
   }
 }

@@ -5,6 +5,8 @@
 #include <string>
 #include <thread>
 
+#include "green/detail/fiber_ext.hpp"
+#include "green/detail/wait.hpp"
 #include "green/errors.hpp"
 #include "green/fiber.hpp"
 #include "green/fiber_local.hpp"
@@ -15,9 +17,13 @@
 namespace green {
 
 namespace {
-// The innermost timeout scope of each fiber, kept beside scope_deadline.
-// fiber_local would do, but this is on every blocking call's error path.
-thread_local timeout* thread_scope = nullptr;  // plain threads only
+// A plain thread's counterpart of a fiber's extension (fiber_local values
+// and the timeout scope list; scope deadlines have no effect on threads).
+struct thread_ext {
+  detail::fiber_ext e;
+  ~thread_ext() { detail::destroy_fls(e.fls); }
+};
+thread_local thread_ext this_thread_ext;
 }  // namespace
 
 namespace detail {
@@ -54,7 +60,8 @@ void raise_interrupt(sched::wake_reason r) {
 }
 
 void wait_or_raise(sched::fiber_base& f, sched::time_point deadline, bool* timed_out) {
-  sched::wake_reason r = f.wait_done(deadline);
+  scoped_deadline d = with_scope(sched::current_fiber(), deadline);
+  sched::wake_reason r = d.reason(f.wait_done(d.when));
   if (r == sched::wake_reason::timeout) {
     if (timed_out) *timed_out = true;
     return;
@@ -67,55 +74,47 @@ std::size_t new_fls_key() noexcept {
   return next.fetch_add(1, std::memory_order_relaxed);
 }
 
-std::vector<sched::fiber_base::fls_slot>& fls_slots() {
-  if (sched::fiber_base* f = sched::current_fiber()) return f->fls;
-  struct thread_slots {
-    std::vector<sched::fiber_base::fls_slot> v;
-    ~thread_slots() {
-      for (auto& s : v)
-        if (s.value && s.destroy) s.destroy(s.value);
-    }
-  };
-  thread_local thread_slots slots;
-  return slots.v;
+fls_slot& fls_slot_of(std::size_t key) {
+  sched::fiber_base* f = sched::current_fiber();
+  std::vector<fls_slot>& slots = f ? ext_make(f).fls : this_thread_ext.e.fls;
+  if (slots.size() <= key) slots.resize(key + 1);
+  return slots[key];
 }
 
 }  // namespace detail
 
 // ---------------------------------------------------------------------------
-// timeout scopes: a linked list through the fiber's stack. The head is kept
-// in a fiber_local-like slot of the fiber (fls is overkill: one pointer).
+// timeout scopes: a linked list through the fiber's stack, its head and the
+// earliest deadline in the fiber's extension (detail/fiber_ext.hpp). Every
+// park and fd wait of fibers/ folds that deadline in (detail::with_scope).
 
 namespace {
-struct scope_key {
-  std::size_t key = detail::new_fls_key();
-};
-scope_key& scope_slot_key() {
-  static scope_key k;
-  return k;
-}
-timeout*& innermost() {
-  if (sched::current_fiber() == nullptr) return thread_scope;
-  auto& slots = detail::fls_slots();
-  std::size_t k = scope_slot_key().key;
-  if (slots.size() <= k) slots.resize(k + 1);
-  return *reinterpret_cast<timeout**>(&slots[k].value);  // no destroy: scopes live on the stack
+// innermost() is the calling fiber's (or thread's) innermost scope, or null.
+timeout* innermost() noexcept {
+  if (sched::fiber_base* f = sched::current_fiber()) {
+    detail::fiber_ext* e = detail::ext_peek(f);
+    return e ? e->innermost : nullptr;
+  }
+  return this_thread_ext.e.innermost;
 }
 }  // namespace
 
 timeout::timeout(sched::time_point deadline) : fiber_(sched::current_fiber()), deadline_(deadline) {
-  timeout*& head = innermost();
-  outer_ = head;
-  head = this;
+  detail::fiber_ext& e = fiber_ ? detail::ext_make(fiber_) : this_thread_ext.e;
+  outer_ = e.innermost;
+  e.innermost = this;
   if (fiber_) {
-    saved_ = fiber_->scope_deadline;
-    if (deadline_ < fiber_->scope_deadline) fiber_->scope_deadline = deadline_;
+    saved_ = e.scope_deadline;
+    if (deadline_ < e.scope_deadline) e.scope_deadline = deadline_;
   }
 }
 
 timeout::~timeout() {
-  innermost() = outer_;
-  if (fiber_) fiber_->scope_deadline = saved_;
+  // A fiber's extension outlives its scopes: it is freed at the fiber's exit.
+  detail::fiber_ext* e = fiber_ ? detail::ext_peek(fiber_) : &this_thread_ext.e;
+  if (e == nullptr) return;  // a scope inside a fiber_local value, destroyed at exit
+  e->innermost = outer_;
+  if (fiber_) e->scope_deadline = saved_;
 }
 
 namespace detail {
@@ -149,7 +148,7 @@ void sleep_until(sched::time_point tp) {
   }
   for (;;) {
     sched::ticket t = sched::prepare_park();
-    sched::wake_reason r = sched::park(t, "sleep", tp);
+    sched::wake_reason r = detail::scoped_park(t, "sleep", tp);
     if (r == sched::wake_reason::timeout) return;
     detail::raise_interrupt(r);
     if (sched::clock::now() >= tp) return;  // a stray wake: keep sleeping

@@ -89,7 +89,7 @@ std::size_t run_select(select_case* const* cs, std::size_t n, sched::waiter* ws,
       cs[order[k]]->enqueue_locked(&w);
     }
     all.unlock_all();
-    wake_reason r = sched::park(t, "select", deadline);
+    wake_reason r = scoped_park(t, "select", deadline);
     all.lock_all();
     std::size_t won = npos;
     for (std::size_t k = 0; k < m; ++k) {

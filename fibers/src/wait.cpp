@@ -36,7 +36,7 @@ wake_reason park_waiter(std::unique_lock<sched::spinlock>& lk, sched::wait_queue
   q.push_back(&w);
   lk.unlock();
   if (between) between(arg);
-  wake_reason r = sched::park(w.t, what, deadline);
+  wake_reason r = scoped_park(w.t, what, deadline);
   if (handed_over(r)) return r;
   lk.lock();
   q.erase(&w);  // a waker may have popped w and then failed to wake it
@@ -52,14 +52,17 @@ void destroyed_with_waiters(const char* type, const void* self, std::size_t n) n
   std::terminate();
 }
 
+// A fiber without an extension has no scope to pause; one that a scope
+// inside the pause creates ends with that scope's deadline restored to
+// no_deadline, which is saved_ then.
 pause_scope_deadline::pause_scope_deadline() noexcept : f_(sched::current_fiber()) {
-  if (f_) {
-    saved_ = f_->scope_deadline;
-    f_->scope_deadline = no_deadline;
+  if (fiber_ext* e = f_ ? ext_peek(f_) : nullptr) {
+    saved_ = e->scope_deadline;
+    e->scope_deadline = no_deadline;
   }
 }
 pause_scope_deadline::~pause_scope_deadline() {
-  if (f_) f_->scope_deadline = saved_;
+  if (fiber_ext* e = f_ ? ext_peek(f_) : nullptr) e->scope_deadline = saved_;
 }
 
 std::uint32_t random_below(std::uint32_t n) noexcept {

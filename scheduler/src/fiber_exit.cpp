@@ -76,9 +76,6 @@ void worker::fiber_entry(context*, void*) {
   fiber_base* f = now->current;
   *now->errno_addr = 0;
   f->invoke();
-  for (auto& slot : f->fls)
-    if (slot.value && slot.destroy) slot.destroy(slot.value);
-  f->fls.clear();
   if (publish_done(f)) get_unhandled_handler()(*f, f->error_);
   worker* w = this_worker();
   GREEN_DCHECK(f->state_.load(std::memory_order_relaxed) == fiber_state::running,

@@ -32,11 +32,13 @@ fiber_base::fiber_base() noexcept : id_(next_fiber_id.fetch_add(1, std::memory_o
   park_timer_.owner = this;
   park_timer_.fire = [](timer_node* n) {
     fiber_base* f = static_cast<park_timer*>(n)->owner;
-    wake(f->park_ticket_, f->timer_reason_);
+    wake(f->park_ticket_, wake_reason::timeout);
   };
 }
 
-fiber_base::~fiber_base() = default;
+fiber_base::~fiber_base() {
+  if (ext != nullptr && ext_free != nullptr) ext_free(ext);
+}
 
 // wait_done(): see scheduler.hpp. Any context.
 wake_reason fiber_base::wait_done(time_point deadline) {

@@ -120,19 +120,13 @@ GREEN_HOT wake_reason worker::park_fiber(worker*& w, ticket t, const char* what,
   };
   if (f->kill_requested_.load(std::memory_order_acquire)) self_wake(wake_reason::killed);
 
-  time_point eff = deadline;
-  f->timer_reason_ = wake_reason::timeout;
-  if (f->scope_deadline < eff) {
-    eff = f->scope_deadline;
-    f->timer_reason_ = wake_reason::scope_timeout;
-  }
   bool timed = false;
-  if (eff != no_deadline && parker::status(p->word.load(std::memory_order_acquire)) == parker::armed) {
-    if (eff <= clock::now()) {
-      self_wake(f->timer_reason_);
+  if (deadline != no_deadline && parker::status(p->word.load(std::memory_order_acquire)) == parker::armed) {
+    if (deadline <= clock::now()) {
+      self_wake(wake_reason::timeout);
     } else {
       f->park_ticket_ = t;
-      w->timers.arm(&f->park_timer_, eff);
+      w->timers.arm(&f->park_timer_, deadline);
       timed = true;
     }
   }

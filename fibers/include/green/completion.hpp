@@ -29,7 +29,7 @@ class waitable {
   template <class T>
   waitable(const async_result<T>& r) noexcept : result_(&r.core()) {}  // NOLINT: implicit by design
   template <class T>
-  waitable(const fiber<T>& f) : fiber_(f.native()) {  // NOLINT: implicit by design
+  waitable(const fiber<T>& f) : fiber_(detail::access::native(f)) {  // NOLINT: implicit by design
     if (!fiber_) detail::throw_joined_twice();
   }
 

@@ -4,7 +4,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "green/sched/scheduler.hpp"
+#include "green/sched/wake_reason.hpp"
 
 namespace green {
 

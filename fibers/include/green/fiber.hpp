@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "green/detail/deadline.hpp"
+#include "green/detail/fiber_ext.hpp"
 #include "green/errors.hpp"
 #include "green/sched/scheduler.hpp"
 
@@ -24,7 +25,25 @@ struct spawn_options {
   std::size_t stack_size = 0;  // bytes; 0: the runtime's default
 };
 
+template <class T>
+class fiber;
+class runtime;
+
 namespace detail {
+
+// access is the library's way to a handle's control block and a runtime's
+// scheduler (group, waitable; green/testing.hpp for tests). Not for users:
+// neither is part of the stable API.
+struct access {
+  template <class T>
+  static sched::fiber_base* native(const fiber<T>& f) noexcept {
+    return f.f_;
+  }
+  template <class Runtime>
+  static sched::scheduler& scheduler(Runtime& rt) noexcept {
+    return rt.sched_;
+  }
+};
 
 template <class R>
 struct result_slot {
@@ -66,6 +85,7 @@ class fiber_impl final : public fiber_impl_base<R> {
     if (this->take_kill()) {
       this->killed_ = true;
       call_.reset();
+      release_ext(this);
       return;
     }
     try {
@@ -78,6 +98,10 @@ class fiber_impl final : public fiber_impl_base<R> {
     // Release what the function captured now, on the fiber, not when the
     // last handle goes away.
     call_.reset();
+    // Then its fiber_local values, here on its own thread, before joiners
+    // see done(); also after a kill or an exception (both caught above).
+    // Regression test: fiber_local_values_are_destroyed_when_a_killed_fiber_exits.
+    release_ext(this);
   }
   std::optional<std::pair<Fn, Tuple>> call_;
 };
@@ -173,9 +197,8 @@ class fiber {
     if (f_) f_->kill();
   }
 
-  sched::fiber_base* native() const noexcept { return f_; }
-
  private:
+  friend struct detail::access;
   void reset() noexcept {
     if (f_) {
       f_->detach();

@@ -18,13 +18,19 @@
 #include <memory>
 #include <utility>
 
-#include "green/sched/scheduler.hpp"
-
 namespace green {
 
 namespace detail {
+// fls_slot: one fiber_local's value in one fiber (or plain thread);
+// destroy frees it when the fiber (thread) ends.
+struct fls_slot {
+  void* value = nullptr;
+  void (*destroy)(void*) = nullptr;
+};
 std::size_t new_fls_key() noexcept;
-std::vector<sched::fiber_base::fls_slot>& fls_slots();
+// fls_slot_of() is the calling fiber's (or plain thread's) slot for `key`,
+// empty until first set. Throws std::bad_alloc. Fiber or thread context.
+fls_slot& fls_slot_of(std::size_t key);
 }  // namespace detail
 
 template <class T>
@@ -38,9 +44,7 @@ class fiber_local {
 
   // get() is the calling fiber's instance. Destroyed when the fiber ends.
   T& get() {
-    auto& slots = detail::fls_slots();
-    if (slots.size() <= key_) slots.resize(key_ + 1);
-    auto& slot = slots[key_];
+    detail::fls_slot& slot = detail::fls_slot_of(key_);
     if (slot.value == nullptr) {
       slot.value = new T(init_());
       slot.destroy = [](void* p) { delete static_cast<T*>(p); };

@@ -80,13 +80,13 @@ class group {
   // Throws std::logic_error if f is not joinable. Any context.
   template <class T>
   void add(const fiber<T>& f) {
-    if (!f.native()) detail::throw_joined_twice();
-    add_(f.native());
+    if (!detail::access::native(f)) detail::throw_joined_twice();
+    add_(detail::access::native(f));
   }
   // discard() removes a member without killing it (a no-op for a non-member).
   template <class T>
   void discard(const fiber<T>& f) noexcept {
-    discard_(find_(f.native()));
+    discard_(find_(detail::access::native(f)));
   }
   template <class T>
   void discard(const async_result<T>& r) noexcept {
@@ -128,7 +128,7 @@ class group {
   }
   template <class T>
   void killone(const fiber<T>& f) {
-    kill_wait_(find_(f.native()));
+    kill_wait_(find_(detail::access::native(f)));
   }
 
  protected:

@@ -59,9 +59,9 @@ class runtime {
   unsigned workers() const noexcept { return sched_.worker_count(); }
   std::size_t live_fibers() const noexcept { return sched_.live_fibers(); }
   void dump(std::ostream& out) { sched_.dump(out); }
-  sched::scheduler& scheduler() noexcept { return sched_; }
 
  private:
+  friend struct detail::access;  // green/testing.hpp's scheduler()
   sched::scheduler sched_;
 };
 

@@ -6,7 +6,6 @@
 #include <string>
 
 #include "green/detail/deadline.hpp"
-#include "green/sched/scheduler.hpp"
 
 namespace green::this_fiber {
 

@@ -5,7 +5,10 @@
 
 #include "green/detail/deadline.hpp"
 #include "green/errors.hpp"
-#include "green/sched/scheduler.hpp"
+
+namespace green::sched {
+class fiber_base;
+}
 
 namespace green {
 

@@ -19,7 +19,7 @@
 // goes to the global queue, a spare worker starts if none is idle).
 //
 // Protocol. These wrappers call libc's function and, when it acquired the
-// lock and the caller is a fiber, count it in fiber_base::thread_locks (one
+// lock and the caller is a fiber, count it in its fiber_ext::thread_locks (one
 // per acquisition, so recursive locking nests); a release counts down. The
 // count lives in the fiber, not the thread: a fiber that breaks the rule
 // by holding a lock across a green suspension (a channel, green::mutex)
@@ -31,8 +31,10 @@
 // caller, before it parks.
 //
 // Cost: on every lock and unlock, a call to current_fiber() (a TLS read in
-// the executable) and, on a fiber, an increment of a field its own switch
-// already touched. Measured in the commit that adds this file.
+// the executable) and, on a fiber, an update of the count in its extension
+// (green/detail/fiber_ext.hpp; the first lock a fiber takes allocates it,
+// and running out of memory there terminates, as these calls cannot fail
+// with ENOMEM). Measured in the commit that adds this file.
 //
 // Not counted: pthread_spin_* (no owner; a holder must not block anyway),
 // C11 mtx_* and glibc's internal locks (they do not go through the PLT),
@@ -81,7 +83,8 @@ inline sched::fiber_base* locking_fiber() noexcept {
 // mutex, mean the caller holds the lock now. Returns r. Any thread.
 inline int acquired(int r) noexcept {
   if (r == 0 || r == EOWNERDEAD)
-    if (sched::fiber_base* f = locking_fiber()) ++f->thread_locks;
+    if (sched::fiber_base* f = locking_fiber())
+      green::detail::set_thread_locks(f, green::detail::ext_make(f).thread_locks + 1);
   return r;
 }
 
@@ -90,7 +93,8 @@ inline int acquired(int r) noexcept {
 // plain mutexes over) must not wrap it. Returns r. Any thread.
 inline int released(int r) noexcept {
   if (r == 0)
-    if (sched::fiber_base* f = locking_fiber(); f && f->thread_locks) --f->thread_locks;
+    if (sched::fiber_base* f = locking_fiber(); f && green::detail::holds_thread_lock(f))
+      green::detail::set_thread_locks(f, green::detail::ext_peek(f)->thread_locks - 1);
   return r;
 }
 

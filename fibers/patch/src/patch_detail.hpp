@@ -27,6 +27,11 @@ __attribute__((weak)) bool wake(ticket t, wake_reason r) noexcept;
 __attribute__((weak)) void rearm_kill() noexcept;
 }  // namespace green::sched
 
+// After the weak declarations: the inline scope helpers (scoped_park,
+// scoped_wait_fd) and the per-fiber extension (the lock count) call them.
+#include "green/detail/fiber_ext.hpp"
+#include "green/detail/wait.hpp"
+
 namespace green::patch::detail {
 
 // decltype(&::read) carries glibc's access/nonnull attributes, which a
@@ -67,7 +72,7 @@ inline bool on_fiber() noexcept {
   // relaxed: a switch that races a call may apply to it or not; either is fine
   if (!enabled_flag.load(std::memory_order_relaxed) || !runtime_present()) return false;
   sched::fiber_base* f = sched::current_fiber();
-  return f != nullptr && f->thread_locks == 0;
+  return f != nullptr && !green::detail::holds_thread_lock(f);  // one load and a branch
 }
 
 // ended_by() passes on why a park ended. A kill is delivered once: the

@@ -67,7 +67,7 @@ int wait_any(const pollfd* p, nfds_t n, time_point deadline) noexcept {
     n_sleeps.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics only
     if (deadline == no_deadline) {                     // poll(NULL, 0, -1): wait forever, like libc (a kill ends it)
       sched::ticket t = sched::prepare_park();
-      return park_error(sched::park(t, "patch:poll", no_deadline, nullptr, nullptr), -1);
+      return park_error(green::detail::scoped_park(t, "patch:poll", no_deadline), -1);
     }
     return sleep_until(deadline) ? -1 : ECANCELED;
   }

@@ -121,7 +121,7 @@ bool offload(const std::shared_ptr<job>& j, const char* what) {
   }
   the_pool().submit(j);
   for (;;) {
-    sched::wake_reason r = ended_by(sched::park(t, what, sched::no_deadline, nullptr, nullptr));
+    sched::wake_reason r = ended_by(green::detail::scoped_park(t, what, sched::no_deadline));
     std::lock_guard jl(j->mu);  // after this, the pool thread no longer touches the ticket
     if (j->state == 1) return true;
     if (r == sched::wake_reason::killed || r == sched::wake_reason::scope_timeout) {

@@ -59,7 +59,7 @@ int park_error(wake_reason r, int on_timeout) noexcept {
 
 int wait_ready(int fd, io_dir dir, time_point deadline, int on_timeout) noexcept {
   n_parks.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics only
-  return park_error(sched::wait_fd(fd, dir, deadline), on_timeout);
+  return park_error(green::detail::scoped_wait_fd(fd, dir, deadline), on_timeout);
 }
 
 span to_span(time_t sec, long nsec) noexcept { return span(static_cast<long double>(sec) + nsec / 1e9L); }
@@ -94,7 +94,7 @@ time_point sock_deadline(int fd, int opt) noexcept {
 bool sleep_until(time_point tp) noexcept {
   while (clock::now() < tp) {
     sched::ticket t = sched::prepare_park();
-    wake_reason r = ended_by(sched::park(t, "patch:sleep", tp, nullptr, nullptr));
+    wake_reason r = ended_by(green::detail::scoped_park(t, "patch:sleep", tp));
     if (r == wake_reason::killed || r == wake_reason::scope_timeout) return false;
   }
   return true;

@@ -181,7 +181,7 @@ void socket::close() noexcept {
 }
 
 bool socket::wait(sched::io_dir dir, deadline d, std::error_code& ec) const {
-  sched::wake_reason r = sched::wait_fd(fd_, dir, d.when());
+  sched::wake_reason r = detail::scoped_wait_fd(fd_, dir, d.when());
   switch (r) {
     case sched::wake_reason::notified:
       if (closed()) return canceled(ec), false;

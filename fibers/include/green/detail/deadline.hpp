@@ -11,7 +11,7 @@
 #include <chrono>
 #include <type_traits>
 
-#include "green/sched/timer.hpp"
+#include "green/sched/clock.hpp"
 
 namespace green::detail {
 

@@ -17,7 +17,9 @@
 #include <mutex>
 
 #include "green/detail/deadline.hpp"
+#include "green/detail/fiber_ext.hpp"
 #include "green/errors.hpp"
+#include "green/sched/io.hpp"
 #include "green/sched/scheduler.hpp"
 #include "green/sched/spinlock.hpp"
 
@@ -32,6 +34,47 @@ using sched::wake_reason;
 // thread a per-thread token with the top bit set (fiber ids never have it).
 // Never 0. Any context.
 std::uint64_t self_id() noexcept;
+
+// Timeout scopes. The runtime's park and wait_fd know only the deadline
+// they are given; green::timeout scopes are the public layer's (the scope
+// deadline lives in the fiber's extension, detail/fiber_ext.hpp). Every
+// park and fd wait in fibers/ and the patch library goes through
+// scoped_park() / scoped_wait_fd(), or with_scope() where the runtime parks
+// on its behalf (join's wait_done()).
+//
+// scoped_deadline is the deadline a park really uses, `when`: the caller's
+// own or, if strictly earlier, the fiber's scope deadline (`scope`). reason()
+// maps the park's result back: a timeout of the scope's deadline is
+// wake_reason::scope_timeout, which raise_interrupt() turns into
+// timeout_error; the caller's own timeout stays `timeout` (a status).
+struct scoped_deadline {
+  time_point when;
+  bool scope;
+  wake_reason reason(wake_reason r) const noexcept {
+    return scope && r == wake_reason::timeout ? wake_reason::scope_timeout : r;
+  }
+};
+// with_scope() folds fiber f's scope deadline into `own`. f null (a plain
+// thread, where scopes have no effect) or without an extension: `own`
+// unchanged. f's owner fiber (or f null) only.
+inline scoped_deadline with_scope(const sched::fiber_base* f, time_point own) noexcept {
+  if (f != nullptr)
+    if (const fiber_ext* e = ext_peek(f); e != nullptr && e->scope_deadline < own) return {e->scope_deadline, true};
+  return {own, false};
+}
+// scoped_park() is sched::park() with the scope folded in. The ticket names
+// its parker's fiber, so this costs no TLS read. Fiber or thread context.
+inline wake_reason scoped_park(sched::ticket t, const char* what, time_point deadline = no_deadline,
+                               sched::after_switch_fn after = nullptr, void* after_arg = nullptr) noexcept {
+  scoped_deadline d = with_scope(t.p->fiber, deadline);
+  return d.reason(sched::park(t, what, d.when, after, after_arg));
+}
+// scoped_wait_fd() is sched::wait_fd() with the scope folded in. Fiber or
+// thread context.
+inline wake_reason scoped_wait_fd(int fd, sched::io_dir dir, time_point deadline = no_deadline) noexcept {
+  scoped_deadline d = with_scope(sched::current_fiber(), deadline);
+  return d.reason(sched::wait_fd(fd, dir, d.when));
+}
 
 // try_wake() hands `w` over: marks it chosen, wakes it with `r`; if the park
 // already ended, unmarks it and returns false. Caller holds the lock that
@@ -89,7 +132,7 @@ class pause_scope_deadline {
 
  private:
   sched::fiber_base* f_;
-  time_point saved_;
+  time_point saved_ = no_deadline;
 };
 
 // relock() reacquires `lk` at the end of a condition wait whatever happens

@@ -24,23 +24,13 @@
 #include "green/sched/spinlock.hpp"
 #include "green/sched/stack.hpp"
 #include "green/sched/timer.hpp"
+#include "green/sched/wake_reason.hpp"
 
 namespace green::sched {
 
 class scheduler;
 class fiber_base;
 struct worker;
-
-// Why a park ended.
-enum class wake_reason : std::uint8_t {
-  none = 0,           // not woken yet
-  notified = 1,       // a waker chose this ticket
-  timeout = 2,        // the park's own deadline passed
-  scope_timeout = 3,  // a green::timeout scope's deadline passed
-  killed = 4,         // the fiber was killed
-  deadlock = 5,       // the runtime found every fiber asleep (main fiber only)
-  closed = 6,         // the fd the fiber waited on was closed
-};
 
 // What the runtime does when every fiber is asleep and nothing can wake one.
 enum class deadlock_policy : std::uint8_t {
@@ -221,14 +211,16 @@ class fiber_base {
   std::exception_ptr take_error() noexcept { return std::move(error_); }
   bool was_killed() const noexcept { return killed_; }
 
-  // The earliest active green::timeout deadline of this fiber.
-  time_point scope_deadline = no_deadline;
-  // fiber_local storage: slot i belongs to fiber_local key i.
-  struct fls_slot {
-    void* value = nullptr;
-    void (*destroy)(void*) = nullptr;
-  };
-  std::vector<fls_slot> fls;
+  // The public layer's hook: fibers/ attaches its per-fiber state here
+  // (green::timeout scopes, fiber_local values, the patch library's count
+  // of held pthread locks; green/detail/fiber_ext.hpp). The runtime never
+  // interprets `ext`: when the control block is destroyed it calls
+  // ext_free(ext) if both are set. Owner fiber only (the destructor runs
+  // after the last release, which orders it after every owner access).
+  // Near the top: the public layer reads `ext` on every park.
+  using ext_free_fn = void (*)(void*) noexcept;
+  void* ext = nullptr;
+  ext_free_fn ext_free = nullptr;
 
  protected:
   virtual ~fiber_base();
@@ -261,7 +253,6 @@ class fiber_base {
   // last worker. Colder ones (timer node, run-queue and registry links)
   // follow.
   std::atomic<fiber_state> state_{fiber_state::created};
-  wake_reason timer_reason_ = wake_reason::timeout;
   std::atomic<const char*> wait_what_{nullptr};
   std::atomic<bool> kill_requested_{false};
   std::atomic<bool> done_{false};
@@ -282,12 +273,6 @@ class fiber_base {
   unsigned reg_shard_ = 0;
   std::uint64_t parent_id_ = 0;    // the fiber that spawned it, 0: a plain thread (reports)
 
- public:
-  // The pthread mutexes and rwlocks this fiber holds, counted by the patch
-  // library (docs/patch.md, "Thread-owned locks"): while nonzero its patched
-  // calls block the thread instead of parking the fiber. The fiber itself
-  // only (the runtime never reads it); last, off the hot lines above.
-  std::uint32_t thread_locks = 0;
 };
 
 // The per-call deadline/kill/timeout protocol (fiber or thread context):
@@ -302,9 +287,9 @@ class fiber_base {
 // hold the primitive's lock while they wake, and the parked side takes that
 // lock to unlink itself.
 // (declared above fiber_base)
-// park() suspends the caller until woken, `deadline`, a green::timeout scope
-// deadline, or kill. `what` is shown in dumps and deadlock reports. If
-// `after` is given it runs once, after the fiber has switched away (on a
+// park() suspends the caller until woken, `deadline`, or kill (green::timeout
+// scopes belong to the public layer, which folds them into `deadline`).
+// `what` is shown in dumps and deadlock reports. If `after` is given it runs once, after the fiber has switched away (on a
 // thread: before it blocks), e.g. to release a lock. Fiber or thread context.
 // wake() ends the park named by `t` with reason `r`. Returns false if that
 // park already ended or was woken (a stale ticket). Any thread.

@@ -8,13 +8,10 @@
 #include <cstdint>
 #include <vector>
 
+#include "green/sched/clock.hpp"
 #include "green/sched/spinlock.hpp"
 
 namespace green::sched {
-
-using clock = std::chrono::steady_clock;
-using time_point = clock::time_point;
-inline constexpr time_point no_deadline = time_point::max();
 
 class timer_heap;
 
