@@ -7,6 +7,7 @@
 #include <green/queue.hpp>
 
 #include <chrono>
+#include <cstdarg>
 #include <cstdio>
 #include <string>
 
@@ -17,11 +18,15 @@ const auto start = std::chrono::steady_clock::now();
 
 // say() prints one timeline line and flushes it at once, so the interleaving
 // is visible even through a pipe.
-template <class... Args>
-void say(const char* who, const char* fmt, Args... args) {
+// A C variadic, not a template, so the compiler checks fmt against the
+// arguments (format attribute) at every call.
+__attribute__((format(printf, 2, 3))) void say(const char* who, const char* fmt, ...) {
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   std::printf("[%7.1f ms] %-9s ", ms, who);
-  std::printf(fmt, args...);
+  va_list args;
+  va_start(args, fmt);
+  std::vprintf(fmt, args);
+  va_end(args);
   std::printf("\n");
   std::fflush(stdout);
 }

@@ -45,7 +45,14 @@ std::ostream& operator<<(std::ostream& o, const outcome& x) { return o << x.ret 
 
 // errno read fresh: after a park the fiber may run on another worker, and
 // the compiler may keep __errno_location() (declared const) across the call.
-__attribute__((noinline, noipa)) int fresh_errno() {
+// GCC's noipa keeps callers from learning anything from the body; clang has
+// no noipa, and optnone (with noinline) does the same there.
+#if defined(__clang__)
+__attribute__((noinline, optnone))
+#else
+__attribute__((noinline, noipa))
+#endif
+int fresh_errno() {
   asm volatile("" ::: "memory");
   return errno;
 }

@@ -839,7 +839,7 @@ TEST_P(pool_test, parallel_map_keeps_order_and_uses_workers) {
 TEST_P(pool_test, parallel_reduce_is_deterministic_across_worker_counts) {
   // The same sum of square roots, bit for bit, on this runtime and on 1 worker.
   const std::size_t n = static_cast<std::size_t>(scaled(200000));
-  auto sum = [n] {
+  auto sum = [=] {  // [=]: n is a constant expression, so clang calls [n] an unneeded capture
     return green::parallel_reduce(
         1, n + 1, 0.0, [](std::size_t i) { return std::sqrt(static_cast<double>(i)); },
         [](double a, double b) { return a + b; });

@@ -150,7 +150,7 @@ TEST(runtime, sleepers_wake_in_deadline_order) {
     bool in_time = false;
     order = green::run(
         [&] {
-          std::vector<int> order;
+          std::vector<int> woke;
           std::atomic<int> entered{0};
           green::sched::spinlock mu;
           std::vector<green::fiber<void>> fs;
@@ -160,13 +160,13 @@ TEST(runtime, sleepers_wake_in_deadline_order) {
               ++entered;
               green::this_fiber::sleep_until(start + i * gap);
               std::lock_guard lk(mu);
-              order.push_back(i);
+              woke.push_back(i);
             }));
           }
           green::testing::yield_until([&] { return entered.load() == 5; });
           in_time = green::sched::clock::now() < start + gap;
           for (auto& f : fs) f.join();
-          return order;
+          return woke;
         },
         [] {
           // A ring large enough that expired timers never overflow to the

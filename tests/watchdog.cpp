@@ -49,7 +49,9 @@ static_assert(std::atomic<bool>::is_always_lock_free, "on_alarm() loads `armed` 
 
 // on_alarm() is the SIGALRM handler. Async-signal-safe, uninstrumented,
 // raw syscalls only (see the header comment).
-[[gnu::no_sanitize("thread", "address", "undefined")]] void on_alarm(int) {
+// (__attribute__ spelling: GCC and clang both accept it; clang ignores the
+// [[gnu::no_sanitize]] spelling.)
+__attribute__((no_sanitize("thread", "address", "undefined"))) void on_alarm(int) {
   if (!armed.load(std::memory_order_acquire)) return;  // acquire: pairs with the release in arm()
   const char* p = message;
   std::size_t left = message_len;

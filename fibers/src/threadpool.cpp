@@ -55,7 +55,7 @@ void throw_no_result() { throw std::logic_error("green::thread_result: no call (
 // it waits on cv_; every job in q_ is counted in unfinished (and stays
 // counted until it has run).
 struct threadpool::impl {
-  impl(std::size_t size, std::chrono::milliseconds idle) : size(size), idle_timeout(idle) {}
+  impl(std::size_t n, std::chrono::milliseconds idle_for) : size(n), idle_timeout(idle_for) {}
 
   const std::size_t size;
   const std::chrono::milliseconds idle_timeout;
