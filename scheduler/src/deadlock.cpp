@@ -56,7 +56,7 @@ std::string scheduler::impl::build_report() {
   std::ostringstream out;
   out << "green: deadlock: all " << self->live_fibers() << " fibers are asleep and nothing can wake them:";
   for (auto& sh : shards) {
-    std::lock_guard lk(sh->mu);
+    lock_guard_of lk(sh->mu);
     for (fiber_base* f = sh->head; f; f = f->reg_next_) {
       const char* why = f->wait_reason();
       out << "\n  fiber #" << f->id() << " '" << f->name() << "': " << to_string(f->state()) << " ("
@@ -86,7 +86,7 @@ void scheduler::impl::check_deadlock(worker& w) noexcept {
   // Cheap exits first: this runs each time the last worker goes idle.
   if (io_waiting() > 0) return;
   if (w.timers.size() != 0) return;
-  std::lock_guard main_lk(main_mu);
+  lock_guard_of main_lk(main_mu);
   fiber_base* m = main.load(std::memory_order_acquire);
   if (m == nullptr || self->cfg_.on_deadlock == deadlock_policy::ignore) return;
   if (stopping.load(std::memory_order_acquire)) return;
@@ -118,7 +118,7 @@ void scheduler::impl::check_deadlock(worker& w) noexcept {
     std::abort();
   }
   {
-    std::lock_guard lk(report_mu);
+    lock_guard_of lk(report_mu);
     report = std::move(text);
   }
   wake(ticket{&m->parker_, parker::gen(mw)}, wake_reason::deadlock);
@@ -131,7 +131,7 @@ void scheduler::unwind_deadlocked(fiber_base* self) {
   // alive while we wait (unregister_fiber() runs at its exit).
   std::vector<fiber_base*> others;
   for (auto& sh : impl_->shards) {
-    std::lock_guard lk(sh->mu);
+    lock_guard_of lk(sh->mu);
     for (fiber_base* f = sh->head; f; f = f->reg_next_) {
       if (f == self) continue;
       f->add_ref();
@@ -148,7 +148,7 @@ void scheduler::unwind_deadlocked(fiber_base* self) {
 
 // Any thread.
 std::string scheduler::deadlock_report() const {
-  std::lock_guard lk(impl_->report_mu);
+  lock_guard_of lk(impl_->report_mu);
   return impl_->report;
 }
 

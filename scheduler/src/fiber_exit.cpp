@@ -103,7 +103,7 @@ void scheduler::impl::finish_fiber(worker* w, fiber_base* f) noexcept {
   // load of live_; acquire orders the stopping load after it.
   // acquire on stopping: pairs with the destructor's release store.
   if (self->live_.fetch_sub(1, std::memory_order_acq_rel) == 1 && stopping.load(std::memory_order_acquire)) {
-    std::lock_guard lk(drain_mu);
+    lock_guard_of lk(drain_mu);
     drain_cv.notify_all();
   }
 }

@@ -25,7 +25,7 @@ void scheduler::impl::push_global(fiber_base* first, fiber_base* last, std::size
   last->next_ = nullptr;
   for (fiber_base* f = first; f; f = f->next_) f->state_.store(fiber_state::runnable, std::memory_order_relaxed);
   {
-    std::lock_guard lk(gmu);
+    lock_guard_of lk(gmu);
     if (gtail)
       gtail->next_ = first;
     else
@@ -47,7 +47,7 @@ fiber_base* scheduler::impl::take_global(worker& w) noexcept {
   fiber_base* first;
   std::size_t n;
   {
-    std::lock_guard lk(gmu);
+    lock_guard_of lk(gmu);
     std::size_t size = gsize.load(std::memory_order_relaxed);
     if (size == 0) return nullptr;
     n = std::min<std::size_t>(

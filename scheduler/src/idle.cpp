@@ -58,7 +58,7 @@ void scheduler::impl::wake_idle() noexcept {
   if (!nmspinning.compare_exchange_strong(zero, 1, std::memory_order_seq_cst)) return;
   worker* target = nullptr;
   {
-    std::lock_guard lk(idle_mu);
+    lock_guard_of lk(idle_mu);
     if (!idle.empty()) {
       target = idle.back();
       idle.pop_back();
@@ -112,7 +112,7 @@ int scheduler::impl::sleep(worker& w, time_point deadline, reactor::ready_event*
 // Owner worker only.
 bool scheduler::impl::enter_idle(worker& w) noexcept {
   {
-    std::lock_guard lk(idle_mu);
+    lock_guard_of lk(idle_mu);
     if (gsize.load(std::memory_order_relaxed) != 0) return false;  // relaxed: under gmu's writers' hint; re-read below
     GREEN_DCHECK(!w.idle_listed, "idle: a worker registered twice");
     w.idle_listed = true;
@@ -142,7 +142,7 @@ bool scheduler::impl::enter_idle(worker& w) noexcept {
 
 void scheduler::impl::leave_idle(worker& w) noexcept {
   {
-    std::lock_guard lk(idle_mu);
+    lock_guard_of lk(idle_mu);
     if (w.idle_listed) {
       idle.erase(std::find(idle.begin(), idle.end(), &w));
       w.idle_listed = false;

@@ -15,20 +15,20 @@
 namespace green::sched {
 
 namespace {
-std::mutex all_mu;
-std::vector<scheduler*>& all_schedulers() {
+annotated_mutex all_mu;
+std::vector<scheduler*>& all_schedulers() GREEN_REQUIRES(all_mu) {
   static auto* v = new std::vector<scheduler*>();
   return *v;
 }
 }  // namespace
 
 void add_runtime(scheduler* s) {
-  std::lock_guard lk(all_mu);
+  lock_guard_of lk(all_mu);
   all_schedulers().push_back(s);
 }
 
 void remove_runtime(scheduler* s) {
-  std::lock_guard lk(all_mu);
+  lock_guard_of lk(all_mu);
   auto& v = all_schedulers();
   v.erase(std::remove(v.begin(), v.end(), s), v.end());
 }
@@ -74,7 +74,7 @@ void scheduler::dump(std::ostream& out) {
         << w->switches.load(std::memory_order_relaxed) << "\n";
   }
   for (auto& sh : m.shards) {
-    std::lock_guard lk(sh->mu);
+    lock_guard_of lk(sh->mu);
     for (fiber_base* f = sh->head; f; f = f->reg_next_) {
       const char* why = f->wait_reason();
       out << "  fiber #" << f->id() << " '" << f->name() << "': " << to_string(f->state());
@@ -88,13 +88,13 @@ void scheduler::dump(std::ostream& out) {
 
 // Any thread.
 void scheduler::dump_all(std::ostream& out) {
-  std::lock_guard lk(all_mu);
+  lock_guard_of lk(all_mu);
   for (scheduler* s : all_schedulers()) s->dump(out);
 }
 
 // io_waiters(): see io.hpp. Any thread.
 std::size_t io_waiters() noexcept {
-  std::lock_guard lk(all_mu);
+  lock_guard_of lk(all_mu);
   std::int64_t n = 0;
   for (scheduler* s : all_schedulers()) n += sched_access::im(s)->io_waiting();
   return n > 0 ? static_cast<std::size_t>(n) : 0;

@@ -29,6 +29,7 @@
 #include "green/sched/io.hpp"
 #include "green/sched/reactor.hpp"
 #include "io_internal.hpp"
+#include "locks.hpp"
 
 namespace green::sched {
 
@@ -44,14 +45,14 @@ namespace {
 // data is not lost.
 struct fd_entry {
   spinlock mu;
-  std::uint32_t gen = 0;
-  bool rready = false;
-  bool wready = false;
-  bool rhup = false;
-  bool whup = false;
-  reactor* r = nullptr;
-  wait_queue readers;
-  wait_queue writers;
+  std::uint32_t gen GREEN_GUARDED_BY(mu) = 0;
+  bool rready GREEN_GUARDED_BY(mu) = false;
+  bool wready GREEN_GUARDED_BY(mu) = false;
+  bool rhup GREEN_GUARDED_BY(mu) = false;
+  bool whup GREEN_GUARDED_BY(mu) = false;
+  reactor* r GREEN_GUARDED_BY(mu) = nullptr;
+  wait_queue readers GREEN_GUARDED_BY(mu);
+  wait_queue writers GREEN_GUARDED_BY(mu);
 };
 
 // A two-level table: 1024 chunks of 1024 entries cover fds up to 2^20 (the
@@ -105,7 +106,7 @@ wake_reason wait_fd(int fd, io_dir dir, time_point deadline) noexcept {
 
   waiter w;
   {
-    std::lock_guard lk(e->mu);
+    lock_guard_of lk(e->mu);
     if (e->r == nullptr) {
       int err = r->watch(fd, static_cast<std::uint64_t>(fd) | static_cast<std::uint64_t>(e->gen) << 32);
       // EPERM: a regular file or directory, always ready; EBADF: the retry
@@ -123,7 +124,7 @@ wake_reason wait_fd(int fd, io_dir dir, time_point deadline) noexcept {
   }
   wake_reason why = io_internal::park_io(w.t, dir == io_dir::read ? "fd read" : "fd write", deadline);
   if (why != wake_reason::notified && why != wake_reason::closed) {
-    std::lock_guard lk(e->mu);
+    lock_guard_of lk(e->mu);
     (dir == io_dir::read ? e->readers : e->writers).erase(&w);
   }
   return why;
@@ -132,7 +133,7 @@ wake_reason wait_fd(int fd, io_dir dir, time_point deadline) noexcept {
 void notify_close(int fd) noexcept {
   fd_entry* e = entry(fd, false);
   if (e == nullptr) return;
-  std::lock_guard lk(e->mu);
+  lock_guard_of lk(e->mu);
   ++e->gen;
   e->rready = e->wready = e->rhup = e->whup = false;
   if (e->r != nullptr) {
@@ -149,7 +150,7 @@ void on_ready(std::uint64_t key, std::uint32_t events) noexcept {
   int fd = static_cast<int>(key & 0x7fffffff);
   fd_entry* e = entry(fd, false);
   if (e == nullptr) return;
-  std::lock_guard lk(e->mu);
+  lock_guard_of lk(e->mu);
   if (e->gen != static_cast<std::uint32_t>(key >> 32)) return;  // a closed file's event
   // Errors and hang-ups wake both sides: the retried call reports them.
   constexpr std::uint32_t both = reactor::failed;
@@ -176,7 +177,7 @@ void io_internal::forget(reactor* r) noexcept {
     fd_entry* c = slot.load(std::memory_order_acquire);
     if (c == nullptr) continue;
     for (int i = 0; i < chunk_size; ++i) {
-      std::lock_guard lk(c[i].mu);
+      lock_guard_of lk(c[i].mu);
       if (c[i].r == r) {
         c[i].r = nullptr;
         ++c[i].gen;

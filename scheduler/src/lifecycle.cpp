@@ -113,9 +113,9 @@ scheduler::scheduler(config cfg) : cfg_(std::move(cfg)), impl_(std::make_unique<
   }
   if (cfg_.schedtrace.count() > 0) {
     m.tracer = std::thread([this, &m] {
-      std::unique_lock lk(m.trace_mu);
+      cv_lock lk(m.trace_mu);
       while (!m.stop.load(std::memory_order_acquire)) {
-        m.trace_cv.wait_for(lk, cfg_.schedtrace);
+        m.trace_cv.wait_for(lk.native(), cfg_.schedtrace);
         if (m.stop.load(std::memory_order_acquire)) break;
         std::ostringstream out;
         dump(out);
@@ -138,11 +138,12 @@ scheduler::~scheduler() {
   // park again, so repeat until none is alive.
   while (live_.load(std::memory_order_acquire) != 0) {
     for (auto& sh : m.shards) {
-      std::lock_guard lk(sh->mu);
+      lock_guard_of lk(sh->mu);
       for (fiber_base* f = sh->head; f; f = f->reg_next_) f->kill();
     }
-    std::unique_lock lk(m.drain_mu);
-    m.drain_cv.wait_for(lk, std::chrono::milliseconds(10), [&] { return live_.load(std::memory_order_acquire) == 0; });
+    cv_lock lk(m.drain_mu);
+    m.drain_cv.wait_for(lk.native(), std::chrono::milliseconds(10),
+                        [&] { return live_.load(std::memory_order_acquire) == 0; });
   }
   // A thread that woke our last fiber may still be finishing that wake.
   while (m.outside.load(std::memory_order_acquire) != 0) std::this_thread::yield();  // acquire: pairs with its release
@@ -165,7 +166,7 @@ scheduler::~scheduler() {
   io_internal::forget(m.poller.get());
   stack_allocator::instance().trim();
   if (m.tracer.joinable()) {
-    { std::lock_guard lk(m.trace_mu); }
+    { lock_guard_of lk(m.trace_mu); }
     m.trace_cv.notify_all();
     m.tracer.join();
   }
@@ -215,7 +216,7 @@ void scheduler::run_main(fiber_base* f) {
     spawn(f);
   } catch (...) {
     {
-      std::lock_guard lk(m.main_mu);
+      lock_guard_of lk(m.main_mu);
       m.main.store(nullptr);
     }
     f->release();
@@ -223,7 +224,7 @@ void scheduler::run_main(fiber_base* f) {
   }
   f->wait_done(no_deadline);
   {
-    std::lock_guard lk(m.main_mu);
+    lock_guard_of lk(m.main_mu);
     m.main.store(nullptr, std::memory_order_release);
   }
   f->release();

@@ -21,7 +21,7 @@ namespace green::sched {
 void scheduler::impl::register_fiber(fiber_base* f, unsigned shard) noexcept {
   registry_shard& r = *shards[shard];
   f->reg_shard_ = shard;
-  std::lock_guard lk(r.mu);
+  lock_guard_of lk(r.mu);
   f->reg_prev_ = nullptr;
   f->reg_next_ = r.head;
   if (r.head) r.head->reg_prev_ = f;
@@ -31,7 +31,7 @@ void scheduler::impl::register_fiber(fiber_base* f, unsigned shard) noexcept {
 // unregister_fiber(): finish_fiber() only (a worker).
 void scheduler::impl::unregister_fiber(fiber_base* f) noexcept {
   registry_shard& r = *shards[f->reg_shard_];
-  std::lock_guard lk(r.mu);
+  lock_guard_of lk(r.mu);
   if (f->reg_prev_)
     f->reg_prev_->reg_next_ = f->reg_next_;
   else
@@ -44,7 +44,7 @@ void scheduler::impl::unregister_fiber(fiber_base* f) noexcept {
 // lock keeps it so while we read).
 std::string scheduler::impl::describe(fiber_base* f) {
   for (auto& sh : shards) {
-    std::lock_guard lk(sh->mu);
+    lock_guard_of lk(sh->mu);
     for (fiber_base* g = sh->head; g; g = g->reg_next_) {
       if (g != f) continue;
       std::ostringstream out;

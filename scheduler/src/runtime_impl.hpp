@@ -26,13 +26,14 @@
 #include <vector>
 
 #include "green/sched/reactor.hpp"
+#include "locks.hpp"
 #include "worker.hpp"
 
 namespace green::sched {
 
 struct registry_shard {
   spinlock mu;
-  fiber_base* head = nullptr;
+  fiber_base* head GREEN_GUARDED_BY(mu) = nullptr;
 };
 
 struct scheduler::impl {
@@ -44,15 +45,17 @@ struct scheduler::impl {
   // global queue (global_queue.cpp). Invariants: ghead..gtail linked by
   // next_, gsize of them, guarded by gmu; gsize is also read unlocked as a hint.
   spinlock gmu;
-  fiber_base* ghead = nullptr;
-  fiber_base* gtail = nullptr;
+  fiber_base* ghead GREEN_GUARDED_BY(gmu) = nullptr;
+  fiber_base* gtail GREEN_GUARDED_BY(gmu) = nullptr;
   std::atomic<std::size_t> gsize{0};
 
   // idle workers (idle.cpp). Invariants: guarded by idle_mu, `idle` holds
   // exactly the workers with idle_listed set, and npidle == idle.size()
   // whenever idle_mu is free.
-  std::mutex idle_mu;
-  std::vector<worker*> idle;
+  // (worker::idle_listed and wake_spinning too, unannotated: worker.hpp
+  // cannot name impl's members.)
+  annotated_mutex idle_mu;
+  std::vector<worker*> idle GREEN_GUARDED_BY(idle_mu);
   std::atomic<std::uint32_t> npidle{0};
   std::atomic<std::uint32_t> nmspinning{0};
 
@@ -63,13 +66,13 @@ struct scheduler::impl {
   std::atomic<bool> stopping{false};
   std::atomic<std::uint32_t> outside{0};  // threads inside push_from_outside()
   std::atomic<bool> stop{false};
-  std::mutex drain_mu;
+  annotated_mutex drain_mu;  // pairs with drain_cv; guards no field
   std::condition_variable drain_cv;
-  std::mutex main_mu;  // keeps `main` alive while check_deadlock() looks at it
+  annotated_mutex main_mu;  // keeps `main` alive while check_deadlock() looks at it
   std::atomic<fiber_base*> main{nullptr};
   std::atomic<pid_t> main_waiter_tid{0};
-  mutable std::mutex report_mu;
-  std::string report;
+  mutable annotated_mutex report_mu;
+  std::string report GREEN_GUARDED_BY(report_mu);
 
   // stats
   std::atomic<std::uint64_t> spawned{0}, steals{0}, global_pushes{0}, deadlocks{0};
@@ -89,7 +92,7 @@ struct scheduler::impl {
 
   // schedtrace
   std::thread tracer;
-  std::mutex trace_mu;
+  annotated_mutex trace_mu;  // pairs with trace_cv; guards no field
   std::condition_variable trace_cv;
 
   explicit impl(scheduler* s) : self(s), poller(reactor::make()) {}
@@ -118,7 +121,7 @@ struct scheduler::impl {
   void finish_fiber(worker* w, fiber_base* f) noexcept;
   // deadlock.cpp
   void check_deadlock(worker& w) noexcept;
-  bool all_asleep(fiber_base* m, std::uint64_t* main_word) noexcept;
+  bool all_asleep(fiber_base* m, std::uint64_t* main_word) noexcept GREEN_REQUIRES(main_mu);
   std::string build_report();
   // registry.cpp
   void register_fiber(fiber_base* f, unsigned shard) noexcept;
