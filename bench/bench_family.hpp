@@ -15,7 +15,7 @@
 
 #ifdef GREEN_BENCH_HAVE_GREEN
 #include <green/green.hpp>
-#include <green/sched/stack.hpp>
+#include "stack.hpp"
 #endif
 
 #include <benchmark/benchmark.h>

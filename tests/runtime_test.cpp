@@ -21,6 +21,7 @@
 
 #include <green/green.hpp>
 
+#include "stack.hpp"  // the runtime's stack allocator (private header)
 #include "test_util.hpp"
 #include "watchdog.hpp"
 

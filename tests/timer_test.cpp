@@ -5,7 +5,7 @@
 #include <random>
 #include <vector>
 
-#include <green/sched/timer.hpp>
+#include "timer.hpp"
 
 #include "watchdog.hpp"
 

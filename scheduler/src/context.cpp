@@ -18,7 +18,7 @@
 // the stack and owns the stack's lifetime; the scheduler needs stacks from its
 // own pool and direct fiber-to-fiber switches with a post-switch hook, which
 // the raw fcontext API gives at no extra cost (one jump, ~20 instructions).
-#include "green/sched/context.hpp"
+#include "context.hpp"
 
 #include <boost/context/detail/fcontext.hpp>
 

@@ -92,10 +92,10 @@ void worker::fiber_entry(context*, void*) {
 void scheduler::impl::finish_fiber(worker* w, fiber_base* f) noexcept {
   GREEN_DCHECK(f->state_.load(std::memory_order_relaxed) == fiber_state::done,
                "bad fiber state: finish of a fiber not done");
-  if (f->stack_) {
-    f->ctx_.release();
-    w->stacks.put(f->stack_);
-    f->stack_ = stack{};
+  if (fiber_parts::stk(f)) {
+    fiber_parts::ctx(f).release();
+    w->stacks.put(fiber_parts::stk(f));
+    fiber_parts::stk(f) = stack{};
   }
   unregister_fiber(f);
   f->release();  // the runtime's reference
@@ -113,7 +113,7 @@ void scheduler::impl::finish_fiber(worker* w, fiber_base* f) noexcept {
 // which its joiner sees. Owner worker only.
 bool worker::start_new(fiber_base* f) noexcept {
   try {
-    f->stack_ = stacks.get(f->stack_size_, s->cfg().guard);
+    fiber_parts::stk(f) = stacks.get(f->stack_size_, s->cfg().guard);
   } catch (...) {
     f->error_ = std::current_exception();
     publish_done(f);
@@ -121,7 +121,7 @@ bool worker::start_new(fiber_base* f) noexcept {
     im->finish_fiber(this, f);
     return false;
   }
-  f->ctx_.init_fiber(f->stack_.lo, f->stack_.size, &worker::fiber_entry);
+  fiber_parts::ctx(f).init_fiber(fiber_parts::stk(f).lo, fiber_parts::stk(f).size, &worker::fiber_entry);
   return true;
 }
 

@@ -11,7 +11,7 @@
 #include <chrono>
 #include <cstdint>
 
-#include "green/sched/timer.hpp"
+#include "timer.hpp"
 
 namespace green::sched {
 

@@ -27,7 +27,7 @@
 #include <mutex>
 
 #include "green/sched/io.hpp"
-#include "green/sched/reactor.hpp"
+#include "reactor.hpp"
 #include "io_internal.hpp"
 #include "locks.hpp"
 

@@ -10,7 +10,7 @@
 
 #include <cstdint>
 
-#include "green/sched/reactor.hpp"
+#include "reactor.hpp"
 #include "green/sched/scheduler.hpp"
 
 namespace green::sched::io_internal {

@@ -29,15 +29,18 @@ std::atomic<std::uint64_t> next_fiber_id{1};  // relaxed: ids need only be uniqu
 
 fiber_base::fiber_base() noexcept : id_(next_fiber_id.fetch_add(1, std::memory_order_relaxed)) {
   parker_.fiber = this;
-  park_timer_.owner = this;
-  park_timer_.fire = [](timer_node* n) {
-    fiber_base* f = static_cast<park_timer*>(n)->owner;
+  fiber_parts::construct(this);
+  fiber_park_timer& pt = fiber_parts::park_timer(this);
+  pt.owner = this;
+  pt.fire = [](timer_node* n) {
+    fiber_base* f = static_cast<fiber_park_timer*>(n)->owner;
     wake(f->park_ticket_, wake_reason::timeout);
   };
 }
 
 fiber_base::~fiber_base() {
   if (ext != nullptr && ext_free != nullptr) ext_free(ext);
+  fiber_parts::destroy(this);
 }
 
 // wait_done(): see scheduler.hpp. Any context.

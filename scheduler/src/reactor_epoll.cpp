@@ -22,7 +22,7 @@
 #include <cstdint>
 #include <system_error>
 
-#include "green/sched/reactor.hpp"
+#include "reactor.hpp"
 
 namespace green::sched {
 

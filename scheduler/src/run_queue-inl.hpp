@@ -35,7 +35,7 @@ GREEN_HOT void worker::push(fiber_base* f, bool lifo) noexcept {
 // put_at() stores f in slot t (the current tail) and publishes it; ring_put()
 // appends f to a ring the caller knows has room. Owner only.
 GREEN_HOT void worker::put_at(fiber_base* f, std::uint32_t t) noexcept {
-  hint[t & (cap - 1)] = f->ctx_.resume_point();
+  hint[t & (cap - 1)] = fiber_parts::ctx(f).resume_point();
   ring[t & (cap - 1)].store(f, std::memory_order_relaxed);
   tail.store(t + 1, std::memory_order_release);  // release: publishes the slot to claim_batch()'s acquire of tail
 }

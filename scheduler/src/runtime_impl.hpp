@@ -25,7 +25,7 @@
 #include <string>
 #include <vector>
 
-#include "green/sched/reactor.hpp"
+#include "reactor.hpp"
 #include "locks.hpp"
 #include "worker.hpp"
 

@@ -23,7 +23,7 @@
 // Rejected: a guard page per slab stack (mprotect splits the slab into two
 // VMAs per stack: no saving); a written canary pattern (dirties the lowest
 // page of every stack: 4 KiB more RSS per parked fiber).
-#include "green/sched/stack.hpp"
+#include "stack.hpp"
 
 #include <sys/mman.h>
 #include <unistd.h>

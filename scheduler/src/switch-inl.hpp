@@ -14,7 +14,7 @@ namespace green::sched {
 // RSS per fiber when read at every exit), so it is made only when the fiber
 // is in the lowest quarter of its stack, where those pages are in use anyway.
 GREEN_HOT void worker::check_stack(fiber_base* f) noexcept {
-  const stack& st = f->stack_;
+  const stack& st = fiber_parts::stk(f);
   char probe;
   // 256 bytes: below that, the next call's frame would already be past the end.
   if (&probe < st.lo + 256) report_overflow(f, "stack pointer below the stack's end");
@@ -52,13 +52,13 @@ GREEN_HOT worker* worker::switch_out(worker* w, after a, after_switch_fn cb, voi
                  "bad fiber state: switch to a fiber not runnable");
     next->state_.store(fiber_state::running, std::memory_order_relaxed);
     next->last_worker_.store(w->index, std::memory_order_relaxed);
-    to = &next->ctx_;
+    to = &fiber_parts::ctx(next);
   } else {
     w->current = nullptr;
     to = &w->sched_ctx;
   }
-  if (a == after::exit) prev->ctx_.exit_to(*to, nullptr);
-  prev->ctx_.switch_to(*to, nullptr);
+  if (a == after::exit) fiber_parts::ctx(prev).exit_to(*to, nullptr);
+  fiber_parts::ctx(prev).switch_to(*to, nullptr);
   // Resumed, possibly on another worker: re-read it.
   worker* now = this_worker();
   now->after_switch();
@@ -126,7 +126,7 @@ GREEN_HOT wake_reason worker::park_fiber(worker*& w, ticket t, const char* what,
       self_wake(wake_reason::timeout);
     } else {
       f->park_ticket_ = t;
-      w->timers.arm(&f->park_timer_, deadline);
+      w->timers.arm(&fiber_parts::park_timer(f), deadline);
       timed = true;
     }
   }
@@ -139,7 +139,7 @@ GREEN_HOT wake_reason worker::park_fiber(worker*& w, ticket t, const char* what,
     w = switch_out(w, after::park, cb, arg);
     f->wait_what_.store(nullptr, std::memory_order_relaxed);
   }
-  if (timed) timer_heap::cancel(&f->park_timer_);
+  if (timed) timer_heap::cancel(&fiber_parts::park_timer(f));
   std::uint64_t word =
       p->word.load(std::memory_order_acquire);  // acquire: pairs with the waker's acq_rel CAS in wake_as()
   GREEN_DCHECK(parker::status(word) == parker::woken && parker::gen(word) == t.gen,

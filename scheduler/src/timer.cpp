@@ -14,7 +14,7 @@
 // Rejected: a global heap (all workers contend on every sleep); a timing
 // wheel (O(1) but needs a tick and wakes an idle runtime; heaps let an idle
 // worker sleep exactly until its next deadline).
-#include "green/sched/timer.hpp"
+#include "timer.hpp"
 
 #include <mutex>
 

@@ -138,7 +138,7 @@ void scheduler::impl::run_fiber(worker& w, fiber_base* f) noexcept {
   f->state_.store(fiber_state::running, std::memory_order_relaxed);
   f->last_worker_.store(w.index, std::memory_order_relaxed);
   w.count_switch();
-  w.sched_ctx.switch_to(f->ctx_, nullptr);
+  w.sched_ctx.switch_to(fiber_parts::ctx(f), nullptr);
   w.after_switch();
 }
 

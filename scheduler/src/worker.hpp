@@ -25,6 +25,7 @@
 #include <thread>
 
 #include "check.hpp"
+#include "fiber_parts.hpp"
 #include "green/sched/scheduler.hpp"
 
 #if defined(__clang__)
@@ -126,8 +127,8 @@ struct alignas(64) worker {
                                 void* arg) noexcept;
   static void fiber_entry(context* from, void* arg);
   static void check_stack(fiber_base* f) noexcept;
-  static const char* stack_lo(const fiber_base* f) noexcept { return f->stack_.lo; }
-  bool start(fiber_base* f) noexcept { return f->stack_ ? true : start_new(f); }
+  static const char* stack_lo(const fiber_base* f) noexcept { return fiber_parts::stk(f).lo; }
+  bool start(fiber_base* f) noexcept { return fiber_parts::stk(f) ? true : start_new(f); }
   bool start_new(fiber_base* f) noexcept;
   static bool publish_done(fiber_base* f) noexcept;
   fiber_base* pick_startable() noexcept;

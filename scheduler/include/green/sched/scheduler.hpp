@@ -20,10 +20,8 @@
 #include <string>
 #include <vector>
 
-#include "green/sched/context.hpp"
+#include "green/sched/clock.hpp"
 #include "green/sched/spinlock.hpp"
-#include "green/sched/stack.hpp"
-#include "green/sched/timer.hpp"
 #include "green/sched/wake_reason.hpp"
 
 namespace green::sched {
@@ -31,6 +29,13 @@ namespace green::sched {
 class scheduler;
 class fiber_base;
 struct worker;
+
+// How fiber stacks are protected against overflow (docs/stacks.md).
+enum class guard_policy : std::uint8_t {
+  automatic,  // guard page per stack while under the map budget, then slab + canary
+  always,     // guard page per stack; allocation fails past vm.max_map_count
+  never,      // slab + canary only (cheapest, one mapping per 64 stacks)
+};
 
 // What the runtime does when every fiber is asleep and nothing can wake one.
 enum class deadlock_policy : std::uint8_t {
@@ -235,6 +240,7 @@ class fiber_base {
   friend class scheduler;
   friend struct worker;
   friend struct sched_access;
+  friend struct fiber_parts;
   friend ticket prepare_park() noexcept;
   friend wake_reason park(ticket, const char*, time_point, after_switch_fn, void*) noexcept;
   friend bool wake(ticket, wake_reason) noexcept;
@@ -243,13 +249,17 @@ class fiber_base {
   std::uint64_t id_ = 0;
   std::string name_;
   scheduler* sched_ = nullptr;
-  context ctx_;
-  stack stack_;
+  // The runtime's machine state of the fiber, its context and stack
+  // (scheduler/src/context.hpp, stack.hpp). Opaque here, so the installed
+  // headers carry none of the runtime's internals; fiber_parts.hpp in
+  // scheduler/src defines the layout, constructs it, and checks it fits.
+  static constexpr std::size_t machine_bytes = 72;
+  alignas(8) unsigned char machine_[machine_bytes];
   std::size_t stack_size_ = 0;  // requested; 0 = the runtime's default
   parker parker_;
   // Hot fields of the switch path sit in bytes 0-255 (four lines, which
   // worker::prefetch_next() fetches ahead): the context and stack bounds,
-  // the park word, state, wait reason, kill flag, errno, timer reason and
+  // the park word, state, wait reason, kill flag, errno and
   // last worker. Colder ones (timer node, run-queue and registry links)
   // follow.
   std::atomic<fiber_state> state_{fiber_state::created};
@@ -261,10 +271,9 @@ class fiber_base {
   wait_queue joiners_;             // guarded by done_mu_
   int saved_errno_ = 0;
   std::atomic<unsigned> last_worker_{~0u};  // worker it last ran on (dumps); relaxed
-  // park deadline
-  struct park_timer : timer_node {
-    fiber_base* owner = nullptr;
-  } park_timer_;
+  // park deadline: a timer node (scheduler/src/timer.hpp), opaque like machine_
+  static constexpr std::size_t park_timer_bytes = 40;
+  alignas(8) unsigned char park_timer_[park_timer_bytes];
   ticket park_ticket_{};
   // run queues and registry (scheduler-owned)
   fiber_base* next_ = nullptr;     // global queue link

@@ -9,14 +9,11 @@
 #include <mutex>
 #include <vector>
 
+#include "green/sched/scheduler.hpp"  // guard_policy
+
 namespace green::sched {
 
 // guard_policy says how fiber stacks are protected against overflow.
-enum class guard_policy : std::uint8_t {
-  automatic,  // guard page per stack while under the map budget, then slab + canary
-  always,     // guard page per stack; allocation fails past vm.max_map_count
-  never,      // slab + canary only (cheapest, one mapping per 64 stacks)
-};
 
 enum class stack_kind : std::uint8_t { guarded, slab };
 

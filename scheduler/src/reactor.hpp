@@ -15,7 +15,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "green/sched/timer.hpp"
+#include "timer.hpp"
 
 namespace green::sched {
 
