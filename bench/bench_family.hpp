@@ -134,7 +134,8 @@ template <class Exec>
 void run_batches(benchmark::State& state, const family_spec& spec, Exec&& exec) {
   auto check = [&](const batch_result& r) {
     if (!spec.expect || r.check == *spec.expect) return true;
-    state.SkipWithError(("wrong result " + std::to_string(r.check) + ", expected " + std::to_string(*spec.expect)).c_str());
+    state.SkipWithError(
+        ("wrong result " + std::to_string(r.check) + ", expected " + std::to_string(*spec.expect)).c_str());
     return false;
   };
   try {
@@ -215,7 +216,8 @@ inline void register_family(const family_spec& spec) {
   finish(benchmark::RegisterBenchmark((spec.name + "/boost_rr").c_str(), rr(spec.boost))->ArgName("workers")->Arg(1));
   if (spec.boost_rr_pooled)
     finish(benchmark::RegisterBenchmark((spec.name + "/boost_rr_pooled").c_str(), rr(spec.boost_rr_pooled))
-               ->ArgName("workers")->Arg(1));
+               ->ArgName("workers")
+               ->Arg(1));
   finish(benchmark::RegisterBenchmark((spec.name + "/boost_ws").c_str(),
                                       [spec](benchmark::State& st) {
                                         guarded(st, [&] {
@@ -223,7 +225,8 @@ inline void register_family(const family_spec& spec) {
                                           run_batches(st, spec, [&] { return server.call(0); });
                                         });
                                       })
-             ->ArgName("workers")->Arg(2));
+             ->ArgName("workers")
+             ->Arg(2));
   if (spec.thread) {
     auto* b = benchmark::RegisterBenchmark((spec.name + "/thread").c_str(), [spec](benchmark::State& st) {
       guarded(st, [&] { run_batches(st, spec, [&] { return spec.thread(st); }); });

@@ -145,9 +145,7 @@ struct frame {
   child_stats stats{};
 };
 
-inline void set_error(char (&buf)[256], const char* what) {
-  std::snprintf(buf, sizeof buf, "%s", what);
-}
+inline void set_error(char (&buf)[256], const char* what) { std::snprintf(buf, sizeof buf, "%s", what); }
 
 // Writes all of buf; false if the peer is gone. MSG_NOSIGNAL: no SIGPIPE.
 inline bool write_all(int fd, const void* buf, std::size_t n, bool socket) {
@@ -171,8 +169,7 @@ inline std::size_t read_all(int fd, void* buf, std::size_t n,
   std::size_t got = 0;
   while (got < n) {
     if (deadline) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline -
-                                                                        std::chrono::steady_clock::now());
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) {
         if (timed_out) *timed_out = true;
         return got;
@@ -255,12 +252,11 @@ auto run_in_child(Fn&& fn, std::chrono::seconds timeout = std::chrono::seconds(3
   ::close(fds[1]);
   auto in = std::make_unique<detail::frame<T>>();
   bool timed_out = false;
-  std::size_t got = detail::read_all(fds[0], in.get(), sizeof *in,
-                                     std::chrono::steady_clock::now() + timeout, &timed_out);
+  std::size_t got =
+      detail::read_all(fds[0], in.get(), sizeof *in, std::chrono::steady_clock::now() + timeout, &timed_out);
   ::close(fds[0]);
   std::string ended = detail::reap(pid, timed_out ? std::chrono::milliseconds(0) : std::chrono::milliseconds(10'000));
-  if (got != sizeof *in)
-    throw std::runtime_error(timed_out ? "child timed out" : ("child sent no result: " + ended));
+  if (got != sizeof *in) throw std::runtime_error(timed_out ? "child timed out" : ("child sent no result: " + ended));
   if (!in->ok) throw std::runtime_error(in->error);
   return {in->value, in->stats};
 }
@@ -281,8 +277,7 @@ class child_server {
   explicit child_server(MakeHandler make_handler, std::chrono::seconds timeout = std::chrono::seconds(300))
       : timeout_(timeout) {
     int sv[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-      throw std::runtime_error("socketpair failed");
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) throw std::runtime_error("socketpair failed");
     pid_ = ::fork();
     if (pid_ < 0) {
       ::close(sv[0]);

@@ -40,9 +40,12 @@ enum class boost_algo {
 
 inline const char* to_string(boost_algo a) {
   switch (a) {
-    case boost_algo::round_robin: return "round_robin";
-    case boost_algo::work_stealing: return "work_stealing";
-    case boost_algo::work_stealing_park: return "work_stealing(suspend)";
+    case boost_algo::round_robin:
+      return "round_robin";
+    case boost_algo::work_stealing:
+      return "work_stealing";
+    case boost_algo::work_stealing_park:
+      return "work_stealing(suspend)";
   }
   return "?";
 }

@@ -91,7 +91,7 @@ constexpr int kSpawnBatch = 1000;
 constexpr int kYieldsPerFiber = 50'000;
 constexpr std::int64_t kSkynetLeaves = 1'000'000;
 constexpr std::int64_t kSkynetSum = kSkynetLeaves * (kSkynetLeaves - 1) / 2;  // 499999500000
-constexpr std::int64_t kSkynetSpawns = 1'111'110;  // 10 + 100 + ... + 10^6
+constexpr std::int64_t kSkynetSpawns = 1'111'110;                             // 10 + 100 + ... + 10^6
 constexpr std::size_t kSkynetBoostStack = 16 * 1024;
 constexpr int kFanout = 100'000;
 constexpr auto kFanoutSleep = 100ms;
@@ -345,7 +345,10 @@ void register_boost_fanout(const std::string& stack_name, gb::boost_algo algo, u
                                    return pool.run([] { return boost_sleep_fanout(StackAlloc{}); });
                                  });
                                })
-      ->ArgName("workers")->Arg(static_cast<int>(threads))->UseManualTime()->Unit(benchmark::kMillisecond)
+      ->ArgName("workers")
+      ->Arg(static_cast<int>(threads))
+      ->UseManualTime()
+      ->Unit(benchmark::kMillisecond)
       ->Iterations(1);
 }
 
@@ -373,17 +376,21 @@ void run_idle_in_children(benchmark::State& state, Job job) {
 }
 
 void register_idle_boost(const char* name, gb::boost_algo algo, unsigned threads) {
-  benchmark::RegisterBenchmark(name,
-                               [=](benchmark::State& st) {
-                                 std::chrono::milliseconds ms(st.range(0));
-                                 run_idle_in_children(st, [=] {
-                                   gb::boost_pool pool(algo, threads);
-                                   return pool.run([ms] {
-                                     return measure_idle(ms, [](auto d) { boost::this_fiber::sleep_for(d); });
-                                   });
-                                 });
-                               })
-      ->ArgName("ms")->Arg(2000)->Arg(500)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1);
+  benchmark::RegisterBenchmark(
+      name,
+      [=](benchmark::State& st) {
+        std::chrono::milliseconds ms(st.range(0));
+        run_idle_in_children(st, [=] {
+          gb::boost_pool pool(algo, threads);
+          return pool.run([ms] { return measure_idle(ms, [](auto d) { boost::this_fiber::sleep_for(d); }); });
+        });
+      })
+      ->ArgName("ms")
+      ->Arg(2000)
+      ->Arg(500)
+      ->UseManualTime()
+      ->Unit(benchmark::kMillisecond)
+      ->Iterations(1);
 }
 
 void register_all() {
@@ -431,30 +438,41 @@ void register_all() {
                                    });
                                  });
                                })
-      ->ArgName("workers")->Arg(1)->Arg(2)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1);
+      ->ArgName("workers")
+      ->Arg(1)
+      ->Arg(2)
+      ->UseManualTime()
+      ->Unit(benchmark::kMillisecond)
+      ->Iterations(1);
 #endif
   using gb::boost_algo;
   register_boost_fanout<boost::fibers::fixedsize_stack>("fixedsize_stack", boost_algo::round_robin, 1);
   register_boost_fanout<boost::fibers::pooled_fixedsize_stack>("pooled_fixedsize_stack", boost_algo::round_robin, 1);
-  register_boost_fanout<boost::fibers::protected_fixedsize_stack>("protected_fixedsize_stack", boost_algo::round_robin, 1);
+  register_boost_fanout<boost::fibers::protected_fixedsize_stack>("protected_fixedsize_stack", boost_algo::round_robin,
+                                                                  1);
   register_boost_fanout<boost::fibers::fixedsize_stack>("fixedsize_stack", boost_algo::work_stealing, 2);
-  register_boost_fanout<boost::fibers::protected_fixedsize_stack>("protected_fixedsize_stack", boost_algo::work_stealing, 2);
+  register_boost_fanout<boost::fibers::protected_fixedsize_stack>("protected_fixedsize_stack",
+                                                                  boost_algo::work_stealing, 2);
 
   // -- idle: a fresh child per iteration; 2 workers where the runtime has a
   // choice. No std::thread case: blocked threads burn nothing by construction.
 #ifdef GREEN_BENCH_HAVE_GREEN
-  benchmark::RegisterBenchmark("BM_idle/green",
-                               [](benchmark::State& st) {
-                                 std::chrono::milliseconds ms(st.range(0));
-                                 run_idle_in_children(st, [ms] {
-                                   return gb::green_case(2, [ms](green::runtime& rt) {
-                                     return rt.run([ms] {
-                                       return measure_idle(ms, [](auto d) { green::this_fiber::sleep_for(d); });
-                                     });
-                                   });
-                                 });
-                               })
-      ->ArgName("ms")->Arg(2000)->Arg(500)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1);
+  benchmark::RegisterBenchmark(
+      "BM_idle/green",
+      [](benchmark::State& st) {
+        std::chrono::milliseconds ms(st.range(0));
+        run_idle_in_children(st, [ms] {
+          return gb::green_case(2, [ms](green::runtime& rt) {
+            return rt.run([ms] { return measure_idle(ms, [](auto d) { green::this_fiber::sleep_for(d); }); });
+          });
+        });
+      })
+      ->ArgName("ms")
+      ->Arg(2000)
+      ->Arg(500)
+      ->UseManualTime()
+      ->Unit(benchmark::kMillisecond)
+      ->Iterations(1);
 #endif
   register_idle_boost("BM_idle/boost_rr", boost_algo::round_robin, 1);
   register_idle_boost("BM_idle/boost_ws", boost_algo::work_stealing, 2);

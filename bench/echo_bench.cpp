@@ -254,7 +254,8 @@ int load(int port, int nconns, double seconds, double warmup, int server_pid) {
       c.got = 0;
       if (measuring) {
         ++trips;
-        lat.push_back(static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - c.sent).count()));
+        lat.push_back(
+            static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - c.sent).count()));
       }
       c.sent = now;
       if (::write(c.fd, msg, msg_size) != static_cast<ssize_t>(msg_size)) die("write");

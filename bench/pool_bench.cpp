@@ -155,19 +155,54 @@ void parallel_reduce_green(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(bare_spawn_join_green)->Name("bare_spawn_join/green")->ArgName("workers")->Arg(1)->Arg(2)
-    ->UseManualTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(pool_spawn_green)->Name("pool_spawn/green")->ArgNames({"workers", "size"})
-    ->Args({1, kBatch})->Args({2, kBatch})->Args({1, 64})->Args({2, 64})->Args({2, 2})
-    ->UseManualTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(pool_spawn_thread)->Name("pool_spawn/thread")->ArgName("size")->Arg(2)->Arg(64)
-    ->UseManualTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(pool_map_green)->Name("pool_map/green")->ArgNames({"workers", "size"})
-    ->Args({2, 2})->Args({2, 64})->Args({1, 64})
-    ->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);
-BENCHMARK(pool_map_thread)->Name("pool_map/thread")->ArgName("size")->Arg(2)->Arg(64)
-    ->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);
-BENCHMARK(parallel_reduce_green)->Name("parallel_reduce/green")->ArgName("workers")->Arg(1)->Arg(2)
-    ->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(10);
+BENCHMARK(bare_spawn_join_green)
+    ->Name("bare_spawn_join/green")
+    ->ArgName("workers")
+    ->Arg(1)
+    ->Arg(2)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(pool_spawn_green)
+    ->Name("pool_spawn/green")
+    ->ArgNames({"workers", "size"})
+    ->Args({1, kBatch})
+    ->Args({2, kBatch})
+    ->Args({1, 64})
+    ->Args({2, 64})
+    ->Args({2, 2})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(pool_spawn_thread)
+    ->Name("pool_spawn/thread")
+    ->ArgName("size")
+    ->Arg(2)
+    ->Arg(64)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(pool_map_green)
+    ->Name("pool_map/green")
+    ->ArgNames({"workers", "size"})
+    ->Args({2, 2})
+    ->Args({2, 64})
+    ->Args({1, 64})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(3);
+BENCHMARK(pool_map_thread)
+    ->Name("pool_map/thread")
+    ->ArgName("size")
+    ->Arg(2)
+    ->Arg(64)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(3);
+BENCHMARK(parallel_reduce_green)
+    ->Name("parallel_reduce/green")
+    ->ArgName("workers")
+    ->Arg(1)
+    ->Arg(2)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(10);
 
 BENCHMARK_MAIN();

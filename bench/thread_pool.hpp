@@ -92,7 +92,7 @@ class thread_pool {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::unique_ptr<job_base>> q_;  // guarded by mu_
-  bool stop_ = false;                         // guarded by mu_
+  bool stop_ = false;                        // guarded by mu_
   std::vector<std::thread> threads_;
 };
 

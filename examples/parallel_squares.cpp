@@ -59,7 +59,8 @@ double threads_seconds(unsigned threads, std::size_t n) {
     for (unsigned t = 0; t < threads; ++t)
       ts.emplace_back([&, t] {
         double s = 0;
-        for (std::size_t i = 1 + n * t / threads; i <= n * (t + 1) / threads; ++i) s += std::sqrt(static_cast<double>(i));
+        for (std::size_t i = 1 + n * t / threads; i <= n * (t + 1) / threads; ++i)
+          s += std::sqrt(static_cast<double>(i));
         part[t] = s;
       });
     for (auto& t : ts) t.join();

@@ -55,7 +55,7 @@ int main() {
 
     auto processor = green::spawn([&] {
       int done = 0;
-      for (page& p : pages) {  // ends when the queue is closed and drained
+      for (page& p : pages) {               // ends when the queue is closed and drained
         green::this_fiber::sleep_for(3ms);  // "parse"
         say("processor", "processed page %2d (%zu bytes)", p.number, p.body.size());
         pages.task_done();

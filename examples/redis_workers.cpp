@@ -25,7 +25,7 @@
 
 namespace {
 
-constexpr int kWorkers = 3;         // processes
+constexpr int kWorkers = 3;  // processes
 constexpr int kFibersPerWorker = 8;
 constexpr int kJobs = 48;
 
@@ -52,10 +52,10 @@ int worker(int port, int id) {
           // "processing": a blocking sleep, as a task written for threads would
           usleep(20000);
           int n = std::atoi(what.c_str() + 4);
-          cmd(c, "RPUSH results %s", ("job " + std::to_string(n) + " -> " + std::to_string(n * n) + " by worker " +
-                                       std::to_string(id) + " (pid " + std::to_string(getpid()) + ") fiber " +
-                                       std::to_string(f))
-                                          .c_str());
+          cmd(c, "RPUSH results %s",
+              ("job " + std::to_string(n) + " -> " + std::to_string(n * n) + " by worker " + std::to_string(id) +
+               " (pid " + std::to_string(getpid()) + ") fiber " + std::to_string(f))
+                  .c_str());
         }
         redisFree(c);
       }));

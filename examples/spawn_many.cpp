@@ -1,7 +1,7 @@
 // spawn_many: 100,000 fibers each sleep 100 ms and add to a counter.
 // Prints the count, the wall time and the peak resident memory.
-#include <green/green.hpp>
 #include <sys/resource.h>
+#include <green/green.hpp>
 
 #include <atomic>
 #include <chrono>

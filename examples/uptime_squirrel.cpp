@@ -60,8 +60,8 @@ void serve_one(net::tcp_stream s) {
     code = 200, text = "OK";
   }
   char resp[256];
-  int n = std::snprintf(resp, sizeof resp, "HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", code,
-                        text);
+  int n =
+      std::snprintf(resp, sizeof resp, "HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", code, text);
   s.write_all(resp, static_cast<std::size_t>(n), ec);  // a client that gave up: nothing to do
 }
 
@@ -111,7 +111,8 @@ std::vector<std::string> make_urls(int port, int closed_port) {
   std::vector<std::string> urls;
   std::string base = "http://127.0.0.1:" + std::to_string(port);
   for (int i = 0; i < 1000; ++i) {
-    if (i == 333 || i == 777) urls.push_back("http://127.0.0.1:" + std::to_string(closed_port) + "/ok?site=" + std::to_string(i));
+    if (i == 333 || i == 777)
+      urls.push_back("http://127.0.0.1:" + std::to_string(closed_port) + "/ok?site=" + std::to_string(i));
     else if (i % 50 == 7) urls.push_back(base + "/missing?site=" + std::to_string(i));
     else if (i % 50 == 23) urls.push_back(base + "/error?site=" + std::to_string(i));
     else if (i % 25 == 11) urls.push_back(base + "/ok?site=" + std::to_string(i));

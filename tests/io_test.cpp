@@ -25,7 +25,8 @@ namespace {
 struct sock_pair {
   int fd[2] = {-1, -1};
   sock_pair() {
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fd) != 0) throw std::system_error(errno, std::generic_category(), "socketpair");
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fd) != 0)
+      throw std::system_error(errno, std::generic_category(), "socketpair");
   }
   ~sock_pair() { close_both(); }
   void close_one(int i) {

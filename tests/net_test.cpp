@@ -617,7 +617,6 @@ TEST(net_plain, move_only_sockets_transfer_ownership) {
   EXPECT_EQ(count_fds(), before);
 }
 
-
 // Issue 13: read_some(buf, 0) waited until data arrived, in all three forms,
 // although the header says it returns 0. Nobody writes to the peer here, so
 // a read that waits hangs until the watchdog fails the test. Zero-byte

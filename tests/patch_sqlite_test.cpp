@@ -50,8 +50,8 @@ class temp_db {
 // mutex per connection) with WAL and a busy timeout of a minute.
 sqlite3* open_db(const std::string& path) {
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   EXPECT_EQ(rc, SQLITE_OK) << (db ? sqlite3_errmsg(db) : "no handle");
   sqlite3_busy_timeout(db, 60000);
   EXPECT_EQ(sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", nullptr, nullptr, nullptr),
@@ -66,8 +66,8 @@ TEST_P(patch_sqlite, fibers_with_own_connections_write_every_row_exactly_once) {
   temp_db tmp;
   {
     sqlite3* db = open_db(tmp.path());
-    ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE t(fiber INTEGER, row INTEGER, PRIMARY KEY(fiber, row))", nullptr,
-                           nullptr, nullptr),
+    ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE t(fiber INTEGER, row INTEGER, PRIMARY KEY(fiber, row))", nullptr, nullptr,
+                           nullptr),
               SQLITE_OK)
         << sqlite3_errmsg(db);
     sqlite3_close(db);

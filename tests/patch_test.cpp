@@ -151,9 +151,8 @@ std::vector<exact_case> exact_cases() {
   add("recv ENOTSOCK", [](bool raw) {
     auto p = make_pipe();
     char b[4];
-    auto o = capture([&] {
-      return raw ? syscall(SYS_recvfrom, p.first, b, 4, 0, nullptr, nullptr) : ::recv(p.first, b, 4, 0);
-    });
+    auto o = capture(
+        [&] { return raw ? syscall(SYS_recvfrom, p.first, b, 4, 0, nullptr, nullptr) : ::recv(p.first, b, 4, 0); });
     close_both(p);
     return o;
   });
@@ -161,9 +160,12 @@ std::vector<exact_case> exact_cases() {
     auto s = make_socketpair(SOCK_DGRAM);
     long acc = 0;
     int errs = 0;
-    auto o = capture([&] { return raw ? syscall(SYS_sendto, s.first, "abc", 3, 0, nullptr, 0) : ::send(s.first, "abc", 3, 0); });
+    auto o = capture(
+        [&] { return raw ? syscall(SYS_sendto, s.first, "abc", 3, 0, nullptr, 0) : ::send(s.first, "abc", 3, 0); });
     acc = acc * 10 + o.ret;
-    o = capture([&] { return raw ? syscall(SYS_sendto, s.first, "de", 2, 0, nullptr, 0) : ::sendto(s.first, "de", 2, 0, nullptr, 0); });
+    o = capture([&] {
+      return raw ? syscall(SYS_sendto, s.first, "de", 2, 0, nullptr, 0) : ::sendto(s.first, "de", 2, 0, nullptr, 0);
+    });
     acc = acc * 10 + o.ret;
     char b[8];
     iovec io{b, 8};
@@ -172,7 +174,10 @@ std::vector<exact_case> exact_cases() {
     m.msg_iovlen = 1;
     o = capture([&] { return raw ? syscall(SYS_sendmsg, s.first, &m, 0) : ::sendmsg(s.first, &m, 0); });
     acc = acc * 10 + o.ret;
-    o = capture([&] { return raw ? syscall(SYS_recvfrom, s.second, b, 8, 0, nullptr, nullptr) : ::recvfrom(s.second, b, 8, 0, nullptr, nullptr); });
+    o = capture([&] {
+      return raw ? syscall(SYS_recvfrom, s.second, b, 8, 0, nullptr, nullptr)
+                 : ::recvfrom(s.second, b, 8, 0, nullptr, nullptr);
+    });
     acc = acc * 10 + o.ret;
     o = capture([&] { return raw ? syscall(SYS_recvmsg, s.second, &m, 0) : ::recvmsg(s.second, &m, 0); });
     acc = acc * 10 + o.ret;
@@ -194,12 +199,15 @@ std::vector<exact_case> exact_cases() {
   });
   add("accept EINVAL", [](bool raw) {
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    auto o = capture([&] { return raw ? syscall(SYS_accept4, fd, nullptr, nullptr, 0) : ::accept(fd, nullptr, nullptr); });
+    auto o =
+        capture([&] { return raw ? syscall(SYS_accept4, fd, nullptr, nullptr, 0) : ::accept(fd, nullptr, nullptr); });
     ::close(fd);
     return o;
   });
   add("accept4 EBADF", [](bool raw) {
-    return capture([&] { return raw ? syscall(SYS_accept4, 1 << 20, nullptr, nullptr, 0) : ::accept4(1 << 20, nullptr, nullptr, 0); });
+    return capture([&] {
+      return raw ? syscall(SYS_accept4, 1 << 20, nullptr, nullptr, 0) : ::accept4(1 << 20, nullptr, nullptr, 0);
+    });
   });
   add("poll ready", [](bool raw) {
     auto p = make_pipe();
@@ -252,8 +260,12 @@ std::vector<exact_case> exact_cases() {
     ev.events = EPOLLIN;
     ::epoll_ctl(ep, EPOLL_CTL_ADD, p.first, &ev);
     epoll_event out[4];
-    auto o1 = capture([&] { return raw ? syscall(SYS_epoll_pwait, ep, out, 4, 1000, nullptr, 8) : ::epoll_wait(ep, out, 4, 1000); });
-    auto o2 = capture([&] { return raw ? syscall(SYS_epoll_pwait, 1 << 20, out, 4, 1000, nullptr, 8) : ::epoll_pwait(1 << 20, out, 4, 1000, nullptr); });
+    auto o1 = capture(
+        [&] { return raw ? syscall(SYS_epoll_pwait, ep, out, 4, 1000, nullptr, 8) : ::epoll_wait(ep, out, 4, 1000); });
+    auto o2 = capture([&] {
+      return raw ? syscall(SYS_epoll_pwait, 1 << 20, out, 4, 1000, nullptr, 8)
+                 : ::epoll_pwait(1 << 20, out, 4, 1000, nullptr);
+    });
     ::close(ep);
     close_both(p);
     return outcome{o1.ret * 10 + o2.ret, o2.err};
@@ -265,7 +277,8 @@ std::vector<exact_case> exact_cases() {
   add("clock_nanosleep short / bad clock", [](bool raw) {
     timespec ts{0, 1000};
     // clock_nanosleep returns the error number instead of setting errno
-    long a = raw ? syscall(SYS_clock_nanosleep, CLOCK_MONOTONIC, 0, &ts, nullptr) : ::clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, nullptr);
+    long a = raw ? syscall(SYS_clock_nanosleep, CLOCK_MONOTONIC, 0, &ts, nullptr)
+                 : ::clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, nullptr);
     const clockid_t bad = 12345;
     long b = raw ? (syscall(SYS_clock_nanosleep, bad, 0, &ts, nullptr) < 0 ? errno : 0)
                  : ::clock_nanosleep(bad, 0, &ts, nullptr);
@@ -304,10 +317,11 @@ TEST(patch_api, covers_the_issue_list_and_finds_the_runtime) {
   EXPECT_TRUE(green::patch::runtime_found());
   EXPECT_TRUE(green::patch::enabled());
   std::set<std::string> names(green::patch::covered().begin(), green::patch::covered().end());
-  for (const char* n : {"read", "write", "readv", "writev", "recv", "recvfrom", "recvmsg", "send", "sendto", "sendmsg",
-                        "connect", "accept", "accept4", "poll", "ppoll", "select", "pselect", "epoll_wait",
-                        "nanosleep", "clock_nanosleep", "usleep", "sleep", "fcntl", "ioctl", "close", "dup2", "dup3",
-                        "getaddrinfo", "gethostbyname"})
+  for (const char* n :
+       {"read",    "write",      "readv",     "writev",          "recv",         "recvfrom", "recvmsg", "send",
+        "sendto",  "sendmsg",    "connect",   "accept",          "accept4",      "poll",     "ppoll",   "select",
+        "pselect", "epoll_wait", "nanosleep", "clock_nanosleep", "usleep",       "sleep",    "fcntl",   "ioctl",
+        "close",   "dup2",       "dup3",      "getaddrinfo",     "gethostbyname"})
     EXPECT_TRUE(names.count(n)) << n;
 }
 
@@ -340,27 +354,39 @@ TEST_P(patch, reads_park_until_data) {
     auto p = make_pipe();
     auto s = make_socketpair();
     char b[8];
-    expect_parks("fd read", [&] { EXPECT_EQ(::read(p.first, b, 8), 1); }, [&] { (void)!::write(p.second, "x", 1); });
-    expect_parks("fd read", [&] {
-      iovec v{b, 8};
-      EXPECT_EQ(::readv(p.first, &v, 1), 2);
-    }, [&] { (void)!::write(p.second, "xy", 2); });
-    expect_parks("fd read", [&] { EXPECT_EQ(::read(s.first, b, 8), 1); }, [&] { (void)!::write(s.second, "x", 1); });
-    expect_parks("fd read", [&] { EXPECT_EQ(::recv(s.first, b, 8, 0), 1); }, [&] { (void)!::send(s.second, "x", 1, 0); });
-    expect_parks("fd read", [&] { EXPECT_EQ(::recv(s.first, b, 4, MSG_WAITALL), 4); }, [&] {
-      (void)!::send(s.second, "ab", 2, 0);
-      green::this_fiber::yield();
-      (void)!::send(s.second, "cd", 2, 0);
-    });
-    expect_parks("fd read", [&] { EXPECT_EQ(::recvfrom(s.first, b, 8, 0, nullptr, nullptr), 1); },
-                 [&] { (void)!::sendto(s.second, "x", 1, 0, nullptr, 0); });
-    expect_parks("fd read", [&] {
-      iovec v{b, 8};
-      msghdr m{};
-      m.msg_iov = &v;
-      m.msg_iovlen = 1;
-      EXPECT_EQ(::recvmsg(s.first, &m, 0), 1);
-    }, [&] { (void)!::write(s.second, "x", 1); });
+    expect_parks(
+        "fd read", [&] { EXPECT_EQ(::read(p.first, b, 8), 1); }, [&] { (void)!::write(p.second, "x", 1); });
+    expect_parks(
+        "fd read",
+        [&] {
+          iovec v{b, 8};
+          EXPECT_EQ(::readv(p.first, &v, 1), 2);
+        },
+        [&] { (void)!::write(p.second, "xy", 2); });
+    expect_parks(
+        "fd read", [&] { EXPECT_EQ(::read(s.first, b, 8), 1); }, [&] { (void)!::write(s.second, "x", 1); });
+    expect_parks(
+        "fd read", [&] { EXPECT_EQ(::recv(s.first, b, 8, 0), 1); }, [&] { (void)!::send(s.second, "x", 1, 0); });
+    expect_parks(
+        "fd read", [&] { EXPECT_EQ(::recv(s.first, b, 4, MSG_WAITALL), 4); },
+        [&] {
+          (void)!::send(s.second, "ab", 2, 0);
+          green::this_fiber::yield();
+          (void)!::send(s.second, "cd", 2, 0);
+        });
+    expect_parks(
+        "fd read", [&] { EXPECT_EQ(::recvfrom(s.first, b, 8, 0, nullptr, nullptr), 1); },
+        [&] { (void)!::sendto(s.second, "x", 1, 0, nullptr, 0); });
+    expect_parks(
+        "fd read",
+        [&] {
+          iovec v{b, 8};
+          msghdr m{};
+          m.msg_iov = &v;
+          m.msg_iovlen = 1;
+          EXPECT_EQ(::recvmsg(s.first, &m, 0), 1);
+        },
+        [&] { (void)!::write(s.second, "x", 1); });
     close_both(p);
     close_both(s);
   });
@@ -390,29 +416,33 @@ TEST_P(patch, writes_park_until_room_and_send_everything) {
     std::vector<char> big(200000, 'b');  // more than a pipe or socket buffer: blocking writes send it all
     auto p = make_pipe();
     std::size_t full = fill(p.second);
-    expect_parks("fd write", [&] { EXPECT_EQ(::write(p.second, big.data(), big.size()), ssize_t(big.size())); },
-                 [&] { drain(p.first, full + big.size()); });
+    expect_parks(
+        "fd write", [&] { EXPECT_EQ(::write(p.second, big.data(), big.size()), ssize_t(big.size())); },
+        [&] { drain(p.first, full + big.size()); });
     full = fill(p.second);
-    expect_parks("fd write", [&] {
-      iovec v[2] = {{big.data(), 100000}, {big.data(), 100000}};
-      EXPECT_EQ(::writev(p.second, v, 2), 200000);
-    }, [&] { drain(p.first, full + big.size()); });
+    expect_parks(
+        "fd write",
+        [&] {
+          iovec v[2] = {{big.data(), 100000}, {big.data(), 100000}};
+          EXPECT_EQ(::writev(p.second, v, 2), 200000);
+        },
+        [&] { drain(p.first, full + big.size()); });
     close_both(p);
     auto s = make_socketpair();
     using sender = std::function<ssize_t()>;
-    for (sender send : std::vector<sender>{
-             [&] { return ::send(s.second, big.data(), big.size(), 0); },
-             [&] { return ::sendto(s.second, big.data(), big.size(), 0, nullptr, 0); },
-             [&] {
-               iovec v{big.data(), big.size()};
-               msghdr m{};
-               m.msg_iov = &v;
-               m.msg_iovlen = 1;
-               return ::sendmsg(s.second, &m, 0);
-             },
-             [&] { return ::write(s.second, big.data(), big.size()); }}) {
+    for (sender send : std::vector<sender>{[&] { return ::send(s.second, big.data(), big.size(), 0); },
+                                           [&] { return ::sendto(s.second, big.data(), big.size(), 0, nullptr, 0); },
+                                           [&] {
+                                             iovec v{big.data(), big.size()};
+                                             msghdr m{};
+                                             m.msg_iov = &v;
+                                             m.msg_iovlen = 1;
+                                             return ::sendmsg(s.second, &m, 0);
+                                           },
+                                           [&] { return ::write(s.second, big.data(), big.size()); }}) {
       full = fill(s.second);
-      expect_parks("fd write", [&] { EXPECT_EQ(send(), ssize_t(big.size())); }, [&] { drain(s.first, full + big.size()); });
+      expect_parks(
+          "fd write", [&] { EXPECT_EQ(send(), ssize_t(big.size())); }, [&] { drain(s.first, full + big.size()); });
     }
     close_both(s);
   });
@@ -424,18 +454,21 @@ TEST_P(patch, accept_parks_until_a_client_connects) {
     int l = listener(&a);
     for (bool four : {false, true}) {
       int c = -1;
-      expect_parks("fd read", [&] {
-        int fd = four ? ::accept4(l, nullptr, nullptr, SOCK_CLOEXEC) : ::accept(l, nullptr, nullptr);
-        EXPECT_GE(fd, 0);
-        // accept's temporary O_NONBLOCK is neither inherited nor left behind
-        EXPECT_EQ(::fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
-        EXPECT_EQ(::fcntl(l, F_GETFL) & O_NONBLOCK, 0);
-        ::close(fd);
-      }, [&] {
-        c = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        EXPECT_EQ(::connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-        EXPECT_EQ(::fcntl(c, F_GETFL) & O_NONBLOCK, 0);
-      });
+      expect_parks(
+          "fd read",
+          [&] {
+            int fd = four ? ::accept4(l, nullptr, nullptr, SOCK_CLOEXEC) : ::accept(l, nullptr, nullptr);
+            EXPECT_GE(fd, 0);
+            // accept's temporary O_NONBLOCK is neither inherited nor left behind
+            EXPECT_EQ(::fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
+            EXPECT_EQ(::fcntl(l, F_GETFL) & O_NONBLOCK, 0);
+            ::close(fd);
+          },
+          [&] {
+            c = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            EXPECT_EQ(::connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+            EXPECT_EQ(::fcntl(c, F_GETFL) & O_NONBLOCK, 0);
+          });
       ::close(c);
     }
     ::close(l);
@@ -449,47 +482,62 @@ TEST_P(patch, poll_select_epoll_park_until_ready_or_timeout) {
     char b[8];
     auto unblock = [&] { (void)!::write(p.second, "x", 1); };
     auto consume = [&] { (void)!::read(p.first, b, 8); };
-    expect_parks("fd read", [&] {
-      pollfd f{p.first, POLLIN, 0};
-      EXPECT_EQ(::poll(&f, 1, -1), 1);
-      EXPECT_EQ(f.revents, POLLIN);
-    }, unblock);
+    expect_parks(
+        "fd read",
+        [&] {
+          pollfd f{p.first, POLLIN, 0};
+          EXPECT_EQ(::poll(&f, 1, -1), 1);
+          EXPECT_EQ(f.revents, POLLIN);
+        },
+        unblock);
     consume();
-    expect_parks("fd read", [&] {  // two fds: the temporary epoll set
-      pollfd f[2] = {{q.first, POLLIN, 0}, {p.first, POLLIN, 0}};
-      timespec ts{30, 0};
-      EXPECT_EQ(::ppoll(f, 2, &ts, nullptr), 1);
-      EXPECT_EQ(f[1].revents, POLLIN);
-      EXPECT_EQ(f[0].revents, 0);
-    }, unblock);
+    expect_parks(
+        "fd read",
+        [&] {  // two fds: the temporary epoll set
+          pollfd f[2] = {{q.first, POLLIN, 0}, {p.first, POLLIN, 0}};
+          timespec ts{30, 0};
+          EXPECT_EQ(::ppoll(f, 2, &ts, nullptr), 1);
+          EXPECT_EQ(f[1].revents, POLLIN);
+          EXPECT_EQ(f[0].revents, 0);
+        },
+        unblock);
     consume();
-    expect_parks("fd read", [&] {
-      fd_set r;
-      FD_ZERO(&r);
-      FD_SET(p.first, &r);
-      FD_SET(q.first, &r);
-      EXPECT_EQ(::select(std::max(p.first, q.first) + 1, &r, nullptr, nullptr, nullptr), 1);
-      EXPECT_TRUE(FD_ISSET(p.first, &r));
-      EXPECT_FALSE(FD_ISSET(q.first, &r));
-    }, unblock);
+    expect_parks(
+        "fd read",
+        [&] {
+          fd_set r;
+          FD_ZERO(&r);
+          FD_SET(p.first, &r);
+          FD_SET(q.first, &r);
+          EXPECT_EQ(::select(std::max(p.first, q.first) + 1, &r, nullptr, nullptr, nullptr), 1);
+          EXPECT_TRUE(FD_ISSET(p.first, &r));
+          EXPECT_FALSE(FD_ISSET(q.first, &r));
+        },
+        unblock);
     consume();
-    expect_parks("fd read", [&] {
-      fd_set r;
-      FD_ZERO(&r);
-      FD_SET(p.first, &r);
-      EXPECT_EQ(::pselect(p.first + 1, &r, nullptr, nullptr, nullptr, nullptr), 1);
-    }, unblock);
+    expect_parks(
+        "fd read",
+        [&] {
+          fd_set r;
+          FD_ZERO(&r);
+          FD_SET(p.first, &r);
+          EXPECT_EQ(::pselect(p.first + 1, &r, nullptr, nullptr, nullptr, nullptr), 1);
+        },
+        unblock);
     consume();
     int ep = ::epoll_create1(EPOLL_CLOEXEC);
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = 42;
     ::epoll_ctl(ep, EPOLL_CTL_ADD, p.first, &ev);
-    expect_parks("fd read", [&] {
-      epoll_event out[2];
-      EXPECT_EQ(::epoll_wait(ep, out, 2, -1), 1);
-      EXPECT_EQ(out[0].data.u64, 42u);
-    }, unblock);
+    expect_parks(
+        "fd read",
+        [&] {
+          epoll_event out[2];
+          EXPECT_EQ(::epoll_wait(ep, out, 2, -1), 1);
+          EXPECT_EQ(out[0].data.u64, 42u);
+        },
+        unblock);
     consume();
     // timeouts: nothing becomes ready
     pollfd f{q.first, POLLIN, 0};
@@ -513,23 +561,23 @@ TEST_P(patch, sleeps_park) {
   run([] {
     auto before = green::patch::get_stats().sleeps;
     using sleeper = std::function<void()>;
-    for (sleeper s : std::vector<sleeper>{
-             [] {
-               timespec ts{0, 20000000};
-               EXPECT_EQ(::nanosleep(&ts, nullptr), 0);
-             },
-             [] {
-               timespec ts{0, 20000000};
-               EXPECT_EQ(::clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, nullptr), 0);
-             },
-             [] {
-               timespec now{};
-               ::clock_gettime(CLOCK_REALTIME, &now);
-               now.tv_nsec += 20000000;
-               if (now.tv_nsec >= 1000000000) now.tv_sec += 1, now.tv_nsec -= 1000000000;
-               EXPECT_EQ(::clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &now, nullptr), 0);
-             },
-             [] { EXPECT_EQ(::usleep(20000), 0); }, [] { EXPECT_EQ(::sleep(1), 0u); }}) {
+    for (sleeper s : std::vector<sleeper>{[] {
+                                            timespec ts{0, 20000000};
+                                            EXPECT_EQ(::nanosleep(&ts, nullptr), 0);
+                                          },
+                                          [] {
+                                            timespec ts{0, 20000000};
+                                            EXPECT_EQ(::clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, nullptr), 0);
+                                          },
+                                          [] {
+                                            timespec now{};
+                                            ::clock_gettime(CLOCK_REALTIME, &now);
+                                            now.tv_nsec += 20000000;
+                                            if (now.tv_nsec >= 1000000000) now.tv_sec += 1, now.tv_nsec -= 1000000000;
+                                            EXPECT_EQ(::clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &now, nullptr),
+                                                      0);
+                                          },
+                                          [] { EXPECT_EQ(::usleep(20000), 0); }, [] { EXPECT_EQ(::sleep(1), 0u); }}) {
       // Another fiber (this main one) runs while it sleeps and sees it
       // parked in the sleep: on one worker, only possible if it parked.
       // (Formerly the sleeper also checked a flag main set after seeing
@@ -589,8 +637,12 @@ TEST_P(patch, close_wakes_a_waiter_with_ebadf) {
   run([] {
     auto s = make_socketpair();
     char b[4];
-    expect_parks("fd read", [&] { EXPECT_EQ(capture([&] { return ::read(s.first, b, 4); }), (outcome{-1, EBADF})); },
-                 [&] { ::close(s.first); });
+    expect_parks(
+        "fd read",
+        [&] {
+          EXPECT_EQ(capture([&] { return ::read(s.first, b, 4); }), (outcome{-1, EBADF}));
+        },
+        [&] { ::close(s.first); });
     ::close(s.second);
   });
 }
@@ -600,7 +652,8 @@ TEST_P(patch, dup_fds_share_flags_and_wake_on_dup2) {
     auto s = make_socketpair();
     int d = ::dup(s.first);
     char b[4];
-    expect_parks("fd read", [&] { EXPECT_EQ(::read(d, b, 4), 1); }, [&] { (void)!::write(s.second, "x", 1); });
+    expect_parks(
+        "fd read", [&] { EXPECT_EQ(::read(d, b, 4), 1); }, [&] { (void)!::write(s.second, "x", 1); });
     // O_NONBLOCK set through one fd shows (and acts) through its dup
     ::fcntl(s.first, F_SETFL, ::fcntl(s.first, F_GETFL) | O_NONBLOCK);
     EXPECT_NE(::fcntl(d, F_GETFL) & O_NONBLOCK, 0);
@@ -608,8 +661,12 @@ TEST_P(patch, dup_fds_share_flags_and_wake_on_dup2) {
     ::fcntl(s.first, F_SETFL, ::fcntl(s.first, F_GETFL) & ~O_NONBLOCK);
     // dup2 onto an fd a fiber waits on closes it: the waiter gets EBADF
     auto p = make_pipe();
-    expect_parks("fd read", [&] { EXPECT_EQ(capture([&] { return ::read(d, b, 4); }), (outcome{-1, EBADF})); },
-                 [&] { ::dup2(p.first, d); });
+    expect_parks(
+        "fd read",
+        [&] {
+          EXPECT_EQ(capture([&] { return ::read(d, b, 4); }), (outcome{-1, EBADF}));
+        },
+        [&] { ::dup2(p.first, d); });
     ::close(d);
     close_both(p);
     close_both(s);
@@ -887,8 +944,8 @@ TEST_P(patch, recursive_pthread_mutex_held_across_usleep_is_unlocked_by_its_owne
   });
   EXPECT_EQ(lock_rc, std::vector<int>(n, 0));
   EXPECT_EQ(unlock_rc, std::vector<int>(n, 0));
-  EXPECT_EQ(overlaps.load(), 0);  // one fiber at a time in the critical section
-  EXPECT_EQ(moved.load(), 0);     // none left its thread while holding the lock
+  EXPECT_EQ(overlaps.load(), 0);                               // one fiber at a time in the critical section
+  EXPECT_EQ(moved.load(), 0);                                  // none left its thread while holding the lock
   EXPECT_EQ(green::patch::get_stats().sleeps, sleeps_before);  // every usleep was libc's
   int free_rc = -1;
   std::thread([&] {

@@ -157,10 +157,11 @@ TEST_P(pool_test, async_result_waiter_killed_leaves_result_usable) {
 TEST_P(pool_test, wait_all_over_fibers_and_results) {
   run([] {
     std::vector<green::fiber<int>> fs;
-    for (int i = 0; i < 10; ++i) fs.push_back(green::spawn([i] {
-      green::this_fiber::sleep_for(std::chrono::milliseconds(i % 3));
-      return i;
-    }));
+    for (int i = 0; i < 10; ++i)
+      fs.push_back(green::spawn([i] {
+        green::this_fiber::sleep_for(std::chrono::milliseconds(i % 3));
+        return i;
+      }));
     green::wait_all(fs);
     for (auto& f : fs) EXPECT_TRUE(f.done());
     std::vector<green::async_result<int>> rs(3);
@@ -317,10 +318,13 @@ TEST_P(pool_test, group_spawn_size_join) {
     EXPECT_TRUE(g.empty());
     green::event go;
     std::vector<green::async_result<int>> rs;
-    for (int i = 0; i < 10; ++i) rs.push_back(g.spawn([&go](int v) {
-      go.wait();
-      return v * 2;
-    }, i));
+    for (int i = 0; i < 10; ++i)
+      rs.push_back(g.spawn(
+          [&go](int v) {
+            go.wait();
+            return v * 2;
+          },
+          i));
     EXPECT_EQ(g.size(), 10u);
     EXPECT_FALSE(g.join_for(2ms));
     go.set();
@@ -374,7 +378,7 @@ TEST_P(pool_test, group_join_raise_error_raises_first_error_at_once) {
     expect_throw_with<std::runtime_error>([&] { g.join(true); }, "first failure");
     EXPECT_EQ(g.size(), 1u);  // stuck still runs: raise_error does not wait for it
     expect_throw_with<std::runtime_error>([&] { bad.get(); }, "first failure");  // also where consumed
-    EXPECT_FALSE(g.join_for(2ms, true));  // the error was raised once
+    EXPECT_FALSE(g.join_for(2ms, true));                                         // the error was raised once
     g.kill();
     EXPECT_THROW(stuck.get(), green::fiber_killed_error);
     g.join(true);
@@ -791,10 +795,11 @@ TEST_P(pool_test, pool_tasks_mixed_with_plain_thread_waiters) {
   run([] {
     green::pool p(2);
     std::vector<green::async_result<int>> rs;
-    for (int i = 0; i < 6; ++i) rs.push_back(p.spawn([i] {
-      green::this_fiber::sleep_for(std::chrono::microseconds(100));
-      return i;
-    }));
+    for (int i = 0; i < 6; ++i)
+      rs.push_back(p.spawn([i] {
+        green::this_fiber::sleep_for(std::chrono::microseconds(100));
+        return i;
+      }));
     std::atomic<int> sum{0};
     green::testing::side_thread t([&] {
       for (auto& r : rs) sum += r.get();  // a plain thread waits on fiber results
@@ -857,21 +862,18 @@ TEST_P(pool_test, parallel_errors_propagate_after_all_chunks) {
     std::atomic<int> done{0};
     expect_throw_with<std::runtime_error>(
         [&] {
-          green::parallel_for(
-              0, 100,
-              [&](std::size_t i) {
-                if (i == 42) throw std::runtime_error("index 42");
-                ++done;
-              },
-              {.chunk = 10});
+          green::parallel_for(0, 100,
+                              [&](std::size_t i) {
+                                if (i == 42) throw std::runtime_error("index 42");
+                                ++done;
+                              },
+                              {.chunk = 10});
         },
         "index 42");
     EXPECT_EQ(done.load(), 90 + 2);  // the failing chunk stopped at 42; all others ran
   });
-  expect_throw_with<std::logic_error>([] { green::parallel_for(0, 1, [](std::size_t) {}); },
-                                      "outside a green runtime");
+  expect_throw_with<std::logic_error>([] { green::parallel_for(0, 1, [](std::size_t) {}); }, "outside a green runtime");
 }
-
 
 // ---------------------------------------------------------------------------
 // group and pool: spawn failures and a process out of fds (issue 13)

@@ -6,8 +6,8 @@
 
 #include <atomic>
 #include <cerrno>
-#include <cmath>
 #include <chrono>
+#include <cmath>
 #include <fstream>
 #include <iterator>
 #include <numeric>
@@ -82,8 +82,7 @@ TEST_P(runtime_test, join_rethrows_the_fibers_exception) {
 }
 
 TEST_P(runtime_test, exception_from_main_propagates_out_of_run) {
-  EXPECT_THROW(green::run([]() -> int { throw std::invalid_argument("main failed"); }, cfg()),
-               std::invalid_argument);
+  EXPECT_THROW(green::run([]() -> int { throw std::invalid_argument("main failed"); }, cfg()), std::invalid_argument);
 }
 
 TEST_P(runtime_test, join_twice_is_a_clear_error) {
@@ -341,7 +340,10 @@ TEST_P(runtime_test, after_switch_callback_runs_once_after_the_switch) {
       [] {
         std::atomic<int> calls{0};
         auto t = green::sched::prepare_park();
-        auto f = green::spawn([&] { while (calls.load() == 0) green::this_fiber::yield(); green::sched::wake(t); });
+        auto f = green::spawn([&] {
+          while (calls.load() == 0) green::this_fiber::yield();
+          green::sched::wake(t);
+        });
         green::sched::park(
             t, "callback test", green::sched::no_deadline,
             [](void* p) { static_cast<std::atomic<int>*>(p)->fetch_add(1); }, &calls);
@@ -486,8 +488,8 @@ TEST_P(runtime_test, a_thread_that_wakes_fibers_and_exits_is_no_deadlock) {
       std::vector<green::fiber<void>> fs;
       for (int i = 0; i < 4; ++i) fs.push_back(green::spawn([&] { go.wait(); }));
       std::jthread t([&] { go.set(); });  // joins on unwinding too: a throw fails the test, no terminate
-      for (auto& f : fs) f.join();         // threw deadlock_error
-      t.join();                            // t needs no fiber: a brief block of this worker
+      for (auto& f : fs) f.join();        // threw deadlock_error
+      t.join();                           // t needs no fiber: a brief block of this worker
     }
   });
   EXPECT_EQ(green::testing::scheduler(rt).get_stats().deadlocks, 0u);
@@ -581,7 +583,8 @@ TEST_P(runtime_test, dump_lists_fibers_with_state_and_reason) {
   green::run(
       [] {
         auto f = green::spawn(green::spawn_options{"napper"}, [] { green::this_fiber::sleep_for(1h); });
-        while (green::testing::native(f)->state() != green::sched::fiber_state::parked) green::this_fiber::sleep_for(1ms);
+        while (green::testing::native(f)->state() != green::sched::fiber_state::parked)
+          green::this_fiber::sleep_for(1ms);
         std::ostringstream out;
         green::dump(out);
         EXPECT_NE(out.str().find("'napper': parked (sleep)"), std::string::npos) << out.str();
@@ -695,8 +698,8 @@ TEST(stacks_death, overflow_is_reported_with_fiber_id_and_name) {
   if (green::testing::sanitized) GTEST_SKIP() << "the sanitizers report overflows themselves";
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_DEATH(green::run([] {
-    green::spawn(green::spawn_options{"deep", 32 * 1024}, [] { return recurse(0); }).join();
-  }),
+                 green::spawn(green::spawn_options{"deep", 32 * 1024}, [] { return recurse(0); }).join();
+               }),
                "stack overflow in fiber #[0-9]+ 'deep'");
 }
 

@@ -145,10 +145,9 @@ TEST_P(select_test, fairness_among_ready_cases) {
     for (auto& c : chs) c.send(0);
     std::array<long, k> hits{};
     for (int t = 0; t < trials; ++t) {
-      std::size_t i = green::select(on_recv(chs[0], [](std::optional<int>) {}),
-                                    on_recv(chs[1], [](std::optional<int>) {}),
-                                    on_recv(chs[2], [](std::optional<int>) {}),
-                                    on_recv(chs[3], [](std::optional<int>) {}));
+      std::size_t i =
+          green::select(on_recv(chs[0], [](std::optional<int>) {}), on_recv(chs[1], [](std::optional<int>) {}),
+                        on_recv(chs[2], [](std::optional<int>) {}), on_recv(chs[3], [](std::optional<int>) {}));
       ++hits[i];
       chs[i].send(0);  // ready again
     }

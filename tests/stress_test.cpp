@@ -260,7 +260,6 @@ TEST_P(stress_test, queues_every_value_exactly_once) {
   });
 }
 
-
 // ---------------------------------------------------------------------------
 // group tasks whose results are dropped at once (issue 13)
 

@@ -4,9 +4,9 @@
 #include <functional>
 #include <string>
 #include <system_error>
-#include <vector>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include <green/event.hpp>
 

@@ -7,11 +7,16 @@ namespace green {
 
 const char* to_string(op_status s) noexcept {
   switch (s) {
-    case op_status::success: return "success";
-    case op_status::empty: return "empty";
-    case op_status::full: return "full";
-    case op_status::timeout: return "timeout";
-    case op_status::closed: return "closed";
+    case op_status::success:
+      return "success";
+    case op_status::empty:
+      return "empty";
+    case op_status::full:
+      return "full";
+    case op_status::timeout:
+      return "timeout";
+    case op_status::closed:
+      return "closed";
   }
   return "?";
 }

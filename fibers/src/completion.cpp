@@ -166,7 +166,7 @@ std::optional<std::size_t> completion_hub::next_until(sched::time_point deadline
   op_status st = done_.get_until(i, deadline);
   if (st != op_status::success) return std::nullopt;
   auto it = entries_.find(i);
-  if (it->second.result) it->second.result->release();  // published: the listener is unlinked
+  if (it->second.result) it->second.result->release();             // published: the listener is unlinked
   if (it->second.watcher.joinable()) it->second.watcher.detach();  // it posted and is ending
   entries_.erase(it);
   return i;

@@ -253,8 +253,7 @@ bool group::kill_until_(sched::time_point deadline) {
 
 namespace {
 std::size_t checked_size(std::ptrdiff_t size) {
-  if (size < 1)
-    throw std::invalid_argument("green::pool: size must be at least 1 (got " + std::to_string(size) + ")");
+  if (size < 1) throw std::invalid_argument("green::pool: size must be at least 1 (got " + std::to_string(size) + ")");
   return static_cast<std::size_t>(size);
 }
 }  // namespace

@@ -105,9 +105,9 @@ bool mutex::try_lock() noexcept {
 
 void mutex::throw_not_owner(const char* what) const {
   std::uint64_t owner = owner_.load(std::memory_order_relaxed);
-  throw std::system_error(std::make_error_code(std::errc::operation_not_permitted),
-                          std::string(what) + ": the caller does not own this mutex; its owner is " +
-                              describe_owner(owner));
+  throw std::system_error(
+      std::make_error_code(std::errc::operation_not_permitted),
+      std::string(what) + ": the caller does not own this mutex; its owner is " + describe_owner(owner));
 }
 
 bool mutex::lock_slow(sched::time_point deadline) {

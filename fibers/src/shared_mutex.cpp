@@ -39,12 +39,14 @@ shared_mutex::~shared_mutex() {
 
 void shared_mutex::check_not_owner(const char* what) const {
   if (owner_.load(std::memory_order_relaxed) == detail::self_id())
-    throw_errc(std::errc::resource_deadlock_would_occur, what, "the caller already holds this shared_mutex exclusively");
+    throw_errc(std::errc::resource_deadlock_would_occur, what,
+               "the caller already holds this shared_mutex exclusively");
 }
 
 void shared_mutex::check_upgrade_owner(const char* what) const {
   if (upgrade_owner_.load(std::memory_order_relaxed) != detail::self_id())
-    throw_errc(std::errc::operation_not_permitted, what, "the caller does not hold upgrade ownership of this shared_mutex");
+    throw_errc(std::errc::operation_not_permitted, what,
+               "the caller does not hold upgrade ownership of this shared_mutex");
 }
 
 void shared_mutex::check_exclusive_owner(const char* what) const {
@@ -206,7 +208,7 @@ bool shared_mutex::wait_grant_(std::unique_lock<sched::spinlock>& lk, sched::wai
   sched::waiter w;
   sched::wake_reason r = detail::park_waiter(lk, q, w, what, deadline);
   if (r == sched::wake_reason::notified) return true;  // the grant was handed over
-  grant_locked();  // whoever our wait held back (a queued writer or upgrade) may go
+  grant_locked();                                      // whoever our wait held back (a queued writer or upgrade) may go
   lk.unlock();
   detail::raise_interrupt(r);
   return false;

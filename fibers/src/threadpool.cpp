@@ -17,10 +17,9 @@
 //
 // Constants. default idle = 2 s: starting a thread costs 134-161 µs on
 // this (busy, 2-core) machine (std::thread create + join in a loop), so
-// re-creating one after every 2 s pause costs < 0.01% of a core; idle threads also count as "outside threads" for the runtime's
-// deadlock detector, which stays silent while one exists, so they should not
-// linger long. Default size 64: calls that need the pool (getaddrinfo, file
-// I/O) mostly wait on something else, so far more threads than the 2 cores
+// re-creating one after every 2 s pause costs < 0.01% of a core; idle threads also count as "outside threads" for the
+// runtime's deadlock detector, which stays silent while one exists, so they should not linger long. Default size 64:
+// calls that need the pool (getaddrinfo, file I/O) mostly wait on something else, so far more threads than the 2 cores
 // are useful, and 64 x 8 MiB of reserved (not touched) stack is cheap.
 //
 // Rejected: waking waiters with a per-call futex or std::promise (a fiber
@@ -32,8 +31,8 @@
 
 #include <pthread.h>
 
-#include <condition_variable>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdlib>
 #include <deque>
 #include <limits>

@@ -29,8 +29,8 @@ std::size_t wake_all(sched::wait_queue& q, wake_reason r) noexcept {
   return n;
 }
 
-wake_reason park_waiter(std::unique_lock<sched::spinlock>& lk, sched::wait_queue& q, sched::waiter& w,
-                        const char* what, time_point deadline, void (*between)(void*), void* arg) {
+wake_reason park_waiter(std::unique_lock<sched::spinlock>& lk, sched::wait_queue& q, sched::waiter& w, const char* what,
+                        time_point deadline, void (*between)(void*), void* arg) {
   w.t = sched::prepare_park();
   w.chosen = false;
   q.push_back(&w);

@@ -64,7 +64,7 @@ namespace {
 // the 128-byte red zone below %rsp, where the compiler may keep locals of
 // this leaf-looking frame, is skipped first.
 #if defined(__AVX512F__)
-#define GREEN_AVX512_CLOBBERS                                                                                     \
+#define GREEN_AVX512_CLOBBERS                                                                                   \
   , "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27", \
       "xmm28", "xmm29", "xmm30", "xmm31", "k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"
 #else
@@ -83,8 +83,8 @@ inline bc::transfer_t jump(bc::fcontext_t to, void* data) noexcept {
       "lea 128(%%rsp), %%rsp\n\t"
       : "=a"(fctx), "=d"(out), "+D"(to), "+S"(data)
       :
-      : "rcx", "r8", "r9", "r10", "r11", "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6",
-        "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15" GREEN_AVX512_CLOBBERS);
+      : "rcx", "r8", "r9", "r10", "r11", "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",
+        "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15" GREEN_AVX512_CLOBBERS);
   return bc::transfer_t{fctx, out};
 }
 #else
@@ -112,7 +112,7 @@ inline handoff* land(bc::transfer_t t, [[maybe_unused]] void* fake_stack) {
 
 [[noreturn]] void trampoline(bc::transfer_t t) {
   handoff* h = land(t, nullptr);
-  context_access::entry(*h->to)(h->from, h->arg);
+  context_access::entry (*h->to)(h->from, h->arg);
   __builtin_trap();  // entries never return: they leave through exit_to()
 }
 

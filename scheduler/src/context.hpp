@@ -48,11 +48,11 @@ class context {
 
  private:
   friend struct context_access;
-  void* fctx_ = nullptr;           // Boost.Context fcontext_t of the suspended side
+  void* fctx_ = nullptr;            // Boost.Context fcontext_t of the suspended side
   const void* stack_lo_ = nullptr;  // for ASan: the stack this context runs on
   std::size_t stack_size_ = 0;
-  context_entry entry_ = nullptr;   // for a fresh fiber context: where it starts
-  void* tsan_fiber_ = nullptr;      // for TSan: its fiber handle
+  context_entry entry_ = nullptr;  // for a fresh fiber context: where it starts
+  void* tsan_fiber_ = nullptr;     // for TSan: its fiber handle
   bool owns_tsan_fiber_ = false;
 };
 

@@ -26,10 +26,8 @@ void scheduler::impl::push_global(fiber_base* first, fiber_base* last, std::size
   for (fiber_base* f = first; f; f = f->next_) f->state_.store(fiber_state::runnable, std::memory_order_relaxed);
   {
     lock_guard_of lk(gmu);
-    if (gtail)
-      gtail->next_ = first;
-    else
-      ghead = first;
+    if (gtail) gtail->next_ = first;
+    else ghead = first;
     gtail = last;
     gsize.fetch_add(n, std::memory_order_relaxed);  // relaxed: written under gmu; unlocked readers take it as a hint
   }

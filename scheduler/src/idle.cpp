@@ -80,11 +80,9 @@ void scheduler::impl::wake_idle() noexcept {
 void scheduler::impl::notify(worker& w) noexcept {
   // seq_cst on both sides (W3): either the sleeper sees token == 1 before
   // it blocks, or we see its sleep_mode and interrupt the right wait.
-  if (w.token.exchange(1, std::memory_order_seq_cst) != 0) return;  // W3, side A's store
-  if (w.sleep_mode.load(std::memory_order_seq_cst) == 2)
-    poller->wake();  // W3, side A's load
-  else
-    futex_wake(&w.token, 1);
+  if (w.token.exchange(1, std::memory_order_seq_cst) != 0) return;        // W3, side A's store
+  if (w.sleep_mode.load(std::memory_order_seq_cst) == 2) poller->wake();  // W3, side A's load
+  else futex_wake(&w.token, 1);
 }
 
 // sleep() returns the fd events the reactor brought (the caller dispatches

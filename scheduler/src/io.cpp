@@ -27,9 +27,9 @@
 #include <mutex>
 
 #include "green/sched/io.hpp"
-#include "reactor.hpp"
 #include "io_internal.hpp"
 #include "locks.hpp"
+#include "reactor.hpp"
 
 namespace green::sched {
 

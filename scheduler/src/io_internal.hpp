@@ -10,8 +10,8 @@
 
 #include <cstdint>
 
-#include "reactor.hpp"
 #include "green/sched/scheduler.hpp"
+#include "reactor.hpp"
 
 namespace green::sched::io_internal {
 

@@ -67,7 +67,8 @@ class reactor {
   reactor() = default;
   // note_poll() records that a wait or poll returned. The polling thread.
   void note_poll() noexcept {
-    last_poll_.store(clock::now().time_since_epoch().count(), std::memory_order_relaxed);  // relaxed: a hint for the monitor
+    last_poll_.store(clock::now().time_since_epoch().count(),
+                     std::memory_order_relaxed);  // relaxed: a hint for the monitor
   }
 
  private:

@@ -32,10 +32,8 @@ void scheduler::impl::register_fiber(fiber_base* f, unsigned shard) noexcept {
 void scheduler::impl::unregister_fiber(fiber_base* f) noexcept {
   registry_shard& r = *shards[f->reg_shard_];
   lock_guard_of lk(r.mu);
-  if (f->reg_prev_)
-    f->reg_prev_->reg_next_ = f->reg_next_;
-  else
-    r.head = f->reg_next_;
+  if (f->reg_prev_) f->reg_prev_->reg_next_ = f->reg_next_;
+  else r.head = f->reg_next_;
   if (f->reg_next_) f->reg_next_->reg_prev_ = f->reg_prev_;
   f->reg_prev_ = f->reg_next_ = nullptr;
 }
@@ -49,10 +47,8 @@ std::string scheduler::impl::describe(fiber_base* f) {
       if (g != f) continue;
       std::ostringstream out;
       out << "fiber #" << g->id() << " '" << g->name() << "'";
-      if (g->parent_id_ != 0)
-        out << " (spawned by fiber #" << g->parent_id_ << ")";
-      else
-        out << " (spawned from a thread)";
+      if (g->parent_id_ != 0) out << " (spawned by fiber #" << g->parent_id_ << ")";
+      else out << " (spawned from a thread)";
       return out.str();
     }
   }

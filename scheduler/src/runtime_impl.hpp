@@ -25,8 +25,8 @@
 #include <string>
 #include <vector>
 
-#include "reactor.hpp"
 #include "locks.hpp"
+#include "reactor.hpp"
 #include "worker.hpp"
 
 namespace green::sched {

@@ -111,8 +111,8 @@ stack stack_allocator::allocate(std::size_t size, guard_policy policy) {
 
 stack stack_allocator::allocate_guarded(std::size_t size) {
   std::size_t total = size + page_;
-  void* p = ::mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
-                   -1, 0);
+  void* p =
+      ::mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
   if (p == MAP_FAILED) throw_map_error(errno, size, "mmap of a guarded stack");
   if (::mprotect(p, page_, PROT_NONE) != 0) {
     int err = errno;
@@ -127,8 +127,8 @@ stack stack_allocator::allocate_guarded(std::size_t size) {
 
 stack stack_allocator::allocate_slab(std::size_t size) {
   std::size_t total = size * slab_stacks;
-  void* p = ::mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
-                   -1, 0);
+  void* p =
+      ::mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
   if (p == MAP_FAILED) throw_map_error(errno, size, "mmap of a stack slab");
   std::lock_guard lk(mu_);
   bucket& b = bucket_for(size, stack_kind::slab);
@@ -187,7 +187,8 @@ stack stack_cache::get(std::size_t size, guard_policy policy) {
   size = stack_allocator::round_size(size);
   for (std::size_t i = cached_.size(); i-- > 0;) {
     stack& s = cached_[i];
-    bool kind_ok = policy == guard_policy::automatic || (policy == guard_policy::always) == (s.kind == stack_kind::guarded);
+    bool kind_ok =
+        policy == guard_policy::automatic || (policy == guard_policy::always) == (s.kind == stack_kind::guarded);
     if (s.size == size && kind_ok) {
       stack out = s;
       cached_[i] = cached_.back();

@@ -18,8 +18,8 @@ namespace green::sched {
 enum class stack_kind : std::uint8_t { guarded, slab };
 
 struct stack {
-  char* lo = nullptr;     // lowest usable byte (just above the guard page, if any)
-  std::size_t size = 0;   // usable bytes
+  char* lo = nullptr;    // lowest usable byte (just above the guard page, if any)
+  std::size_t size = 0;  // usable bytes
   stack_kind kind = stack_kind::guarded;
 
   explicit operator bool() const noexcept { return lo != nullptr; }
@@ -76,7 +76,7 @@ class stack_allocator {
     std::vector<char*> dirty;  // freed, memory still committed: reused first
     std::vector<char*> clean;  // slab stacks whose memory was released
   };
-  std::vector<bucket> buckets_;  // guarded by mu_
+  std::vector<bucket> buckets_;                           // guarded by mu_
   bucket& bucket_for(std::size_t size, stack_kind kind);  // mu_ held
 };
 

@@ -19,8 +19,8 @@ class timer_heap;
 struct timer_node {
   static constexpr std::size_t npos = static_cast<std::size_t>(-1);
   time_point when{};
-  void (*fire)(timer_node*) = nullptr;  // runs under the heap's lock; must not block
-  std::size_t index = npos;             // slot in the heap; guarded by the heap's lock
+  void (*fire)(timer_node*) = nullptr;     // runs under the heap's lock; must not block
+  std::size_t index = npos;                // slot in the heap; guarded by the heap's lock
   std::atomic<timer_heap*> heap{nullptr};  // the heap it is armed on, or null
 };
 

@@ -46,10 +46,8 @@ std::size_t wait_queue::wake_all(wake_reason r, bool fifo) noexcept {
   std::size_t n = 0;
   while (waiter* w = pop_front()) {
     w->chosen = true;
-    if (sched_access::wake_as(w->t, r, !fifo && r == wake_reason::notified))
-      ++n;
-    else
-      w->chosen = false;
+    if (sched_access::wake_as(w->t, r, !fifo && r == wake_reason::notified)) ++n;
+    else w->chosen = false;
   }
   return n;
 }

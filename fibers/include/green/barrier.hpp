@@ -68,7 +68,7 @@ class barrier {
   // tag == the phase it waits for (phase_, or phase_-1 while a completion
   // runs).
   mutable sched::spinlock mu_;
-  std::size_t parties_;   // guarded by mu_
+  std::size_t parties_;      // guarded by mu_
   std::size_t arrived_ = 0;  // guarded by mu_
   std::uint64_t phase_ = 0;  // guarded by mu_
   sched::wait_queue q_;      // guarded by mu_

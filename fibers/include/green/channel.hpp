@@ -42,22 +42,18 @@ class channel : public detail::pipe_front<T, detail::fifo_store<T>> {
   // channel(capacity) makes an unbuffered (0) or buffered channel.
   explicit channel(std::size_t capacity = 0)
       : detail::pipe_front<T, detail::fifo_store<T>>(capacity, detail::channel_names,
-                                                      detail::fifo_store<T>(capacity < 1024 ? capacity : 1024)) {}
+                                                     detail::fifo_store<T>(capacity < 1024 ? capacity : 1024)) {}
 
   // send() delivers v: to a waiting receiver, else into the buffer, else it
   // waits. Throws closed_error if the channel is (or gets) closed.
   void send(T&& v) { p_.put(v, sched::no_deadline, true); }
-  void send(const T& v)
-    requires std::copy_constructible<T>
-  {
+  void send(const T& v) requires std::copy_constructible<T> {
     T c(v);
     p_.put(c, sched::no_deadline, true);
   }
   // try_send() sends only if it need not wait; false leaves v untouched.
   bool try_send(T&& v) { return p_.put(v, sched::no_deadline, false) == op_status::success; }
-  bool try_send(const T& v)
-    requires std::copy_constructible<T>
-  {
+  bool try_send(const T& v) requires std::copy_constructible<T> {
     T c(v);
     return try_send(std::move(c));
   }

@@ -35,7 +35,7 @@ class cv_core {
 
  private:
   sched::spinlock mu_;
-  sched::wait_queue q_;                // guarded by mu_
+  sched::wait_queue q_;               // guarded by mu_
   std::atomic<std::size_t> size_{0};  // q_.size(), for notify's fast path
 };
 
@@ -97,8 +97,9 @@ class condition_variable {
  private:
   template <class M>
   std::cv_status wait_until_(std::unique_lock<M>& lk, sched::time_point deadline) {
-    static_assert(std::is_base_of_v<mutex, M>, "green::condition_variable works with green::mutex; "
-                                               "use green::condition_variable_any for other locks");
+    static_assert(std::is_base_of_v<mutex, M>,
+                  "green::condition_variable works with green::mutex; "
+                  "use green::condition_variable_any for other locks");
     if (!lk.owns_lock() || !lk.mutex()->owned_by_caller())
       throw std::system_error(std::make_error_code(std::errc::operation_not_permitted),
                               "green::condition_variable::wait: the caller does not hold the lock");

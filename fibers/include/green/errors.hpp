@@ -23,8 +23,7 @@ class fiber_killed_error : public std::runtime_error {
 // scope expires. owner() is the scope that expired.
 class timeout_error : public std::runtime_error {
  public:
-  explicit timeout_error(const void* owner = nullptr)
-      : std::runtime_error("green::timeout expired"), owner_(owner) {}
+  explicit timeout_error(const void* owner = nullptr) : std::runtime_error("green::timeout expired"), owner_(owner) {}
   const void* owner() const noexcept { return owner_; }
 
  private:

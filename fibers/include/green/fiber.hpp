@@ -246,8 +246,6 @@ auto spawn(spawn_options opts, F&& fn, Args&&... args) {
 // escaping a detached fiber (default: print it with the fiber's name, then
 // std::terminate, as std::thread does).
 using unhandled_exception_handler = sched::unhandled_handler;
-inline void set_unhandled_exception_handler(unhandled_exception_handler h) noexcept {
-  sched::set_unhandled_handler(h);
-}
+inline void set_unhandled_exception_handler(unhandled_exception_handler h) noexcept { sched::set_unhandled_handler(h); }
 
 }  // namespace green

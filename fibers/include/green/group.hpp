@@ -23,8 +23,8 @@ namespace detail {
 // group_node is a fiber's membership of a group: a link in the group's list,
 // the fiber (to kill it), and the result its completion publishes.
 struct group_node {
-  group_node* prev = nullptr;  // guarded by the group's mu_
-  group_node* next = nullptr;  // guarded by the group's mu_
+  group_node* prev = nullptr;   // guarded by the group's mu_
+  group_node* next = nullptr;   // guarded by the group's mu_
   const void* owner = nullptr;  // the group; set once at link time
   result_core* core = nullptr;
   sched::fiber_base* fiber = nullptr;  // alive while linked (see group.cpp)
@@ -265,8 +265,8 @@ auto group::start_(slot s, F&& fn, Args&&... args) {
   // could see the result: nothing more to store (a second store would fail
   // with "already set" and hide the error).
   sched::fiber_base* f = detail::make_fiber(
-      [guard = std::move(guard), st, call = Call(std::forward<F>(fn), std::tuple<std::decay_t<Args>...>(
-                                                                            std::forward<Args>(args)...))]() mutable {
+      [guard = std::move(guard), st,
+       call = Call(std::forward<F>(fn), std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...))]() mutable {
         run_task_(guard, *st, call);
       });
   st->fiber = f;

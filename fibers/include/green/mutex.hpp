@@ -81,8 +81,7 @@ class mutex {
   bool try_lock_fast() noexcept {
     std::uint32_t s = 0;
     // acquire: pairs with the release in unlock()
-    if (!state_.compare_exchange_strong(s, locked, std::memory_order_acquire, std::memory_order_relaxed))
-      return false;
+    if (!state_.compare_exchange_strong(s, locked, std::memory_order_acquire, std::memory_order_relaxed)) return false;
     owner_.store(detail::self_id(), std::memory_order_relaxed);
     return true;
   }

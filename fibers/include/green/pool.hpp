@@ -168,16 +168,14 @@ class pool : public group {
   // `range` must outlive the iteration (so a temporary container is
   // refused at compile time). Fiber context.
   template <class F, class R>
-    requires std::is_lvalue_reference_v<R> || std::ranges::borrowed_range<R>
-  detail::imap_view<std::decay_t<F>, std::remove_reference_t<R>, true> imap(F&& fn, R&& range) {
-    return {*this, std::forward<F>(fn), range};
-  }
+  requires std::is_lvalue_reference_v<R> || std::ranges::borrowed_range<R> detail::imap_view < std::decay_t<F>,
+      std::remove_reference_t<R>,
+  true > imap(F&& fn, R&& range) { return {*this, std::forward<F>(fn), range}; }
   // imap_unordered() is imap() yielding results in the order tasks finish.
   template <class F, class R>
-    requires std::is_lvalue_reference_v<R> || std::ranges::borrowed_range<R>
-  detail::imap_view<std::decay_t<F>, std::remove_reference_t<R>, false> imap_unordered(F&& fn, R&& range) {
-    return {*this, std::forward<F>(fn), range};
-  }
+  requires std::is_lvalue_reference_v<R> || std::ranges::borrowed_range<R> detail::imap_view < std::decay_t<F>,
+      std::remove_reference_t<R>,
+  false > imap_unordered(F&& fn, R&& range) { return {*this, std::forward<F>(fn), range}; }
 
  private:
   template <class, class, bool>
@@ -213,8 +211,9 @@ imap_view<F, R, Ordered>::~imap_view() {
 template <class F, class R, bool Ordered>
 void imap_view<F, R, Ordered>::launch(bool wait) {
   auto fn = fn_;
-  auto r = p_.start_(wait ? pool::slot::wait : pool::slot::held,
-                     [fn](std::remove_cvref_t<In> v) -> Out { return (*fn)(std::move(v)); }, *it_);
+  auto r = p_.start_(
+      wait ? pool::slot::wait : pool::slot::held,
+      [fn](std::remove_cvref_t<In> v) -> Out { return (*fn)(std::move(v)); }, *it_);
   ++it_;
   if constexpr (Ordered) {
     fifo_.push_back(std::move(r));

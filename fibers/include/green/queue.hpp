@@ -49,9 +49,7 @@ class basic_queue : public detail::pipe_front<T, Store> {
 
   // put() queues v, waiting while the queue is full. Throws closed_error.
   void put(T&& v) { p_.put(v, sched::no_deadline, true); }
-  void put(const T& v)
-    requires std::copy_constructible<T>
-  {
+  void put(const T& v) requires std::copy_constructible<T> {
     T c(v);
     put(std::move(c));
   }

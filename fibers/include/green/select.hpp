@@ -25,8 +25,8 @@ class select_case {
   select_case& operator=(const select_case&) = delete;
 
   kind kind_;
-  time_point deadline_;   // timeout cases
-  bool closed_ = false;   // the channel was closed (set by run_select or ready_locked)
+  time_point deadline_;  // timeout cases
+  bool closed_ = false;  // the channel was closed (set by run_select or ready_locked)
 
   // Channel cases; the caller holds lock().
   virtual sched::spinlock* lock() noexcept { return nullptr; }
@@ -93,8 +93,8 @@ class send_case final : public select_case {
  private:
   T* src() noexcept { return copy_ ? &*copy_ : user_; }
   Pipe& p_;
-  T* user_ = nullptr;       // the caller's value (moved from only if sent)
-  std::optional<T> copy_;   // or our copy of it
+  T* user_ = nullptr;      // the caller's value (moved from only if sent)
+  std::optional<T> copy_;  // or our copy of it
   F fn_;
 };
 

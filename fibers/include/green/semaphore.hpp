@@ -63,7 +63,7 @@ class semaphore {
   std::size_t count_;  // guarded by mu_
   std::size_t bound_ = std::numeric_limits<std::size_t>::max();
   bool bounded_ = false;  // a bounded_semaphore: bound_ is its initial count
-  sched::wait_queue q_;  // guarded by mu_
+  sched::wait_queue q_;   // guarded by mu_
 };
 
 // bounded_semaphore is a semaphore that may never hold more permits than it

@@ -123,15 +123,15 @@ class shared_mutex : public detail::timed_lockable<shared_mutex> {
   // readers and upgraders wait only behind a writer or an upgrader (holding
   // or queued), so after every change grant_locked() admits whoever may go.
   mutable sched::spinlock mu_;
-  bool writer_ = false;         // guarded by mu_
-  bool upgrader_ = false;       // guarded by mu_
-  std::size_t readers_ = 0;     // guarded by mu_
-  std::atomic<std::uint64_t> owner_{0};  // exclusive owner's self_id(); see mutex::owned_by_caller()
+  bool writer_ = false;                          // guarded by mu_
+  bool upgrader_ = false;                        // guarded by mu_
+  std::size_t readers_ = 0;                      // guarded by mu_
+  std::atomic<std::uint64_t> owner_{0};          // exclusive owner's self_id(); see mutex::owned_by_caller()
   std::atomic<std::uint64_t> upgrade_owner_{0};  // upgrade owner's self_id(); likewise
-  sched::wait_queue writers_;     // guarded by mu_
-  sched::wait_queue readers_q_;   // guarded by mu_
-  sched::wait_queue upgraders_q_; // lock_upgrade() waiters; guarded by mu_
-  sched::wait_queue upgrade_q_;   // the upgrader waiting to become writer; guarded by mu_
+  sched::wait_queue writers_;                    // guarded by mu_
+  sched::wait_queue readers_q_;                  // guarded by mu_
+  sched::wait_queue upgraders_q_;                // lock_upgrade() waiters; guarded by mu_
+  sched::wait_queue upgrade_q_;                  // the upgrader waiting to become writer; guarded by mu_
 };
 
 }  // namespace green

@@ -22,8 +22,7 @@ namespace green {
 class timeout {
  public:
   template <class Rep, class Period>
-  explicit timeout(std::chrono::duration<Rep, Period> d)
-      : timeout(detail::deadline_after(d)) {}
+  explicit timeout(std::chrono::duration<Rep, Period> d) : timeout(detail::deadline_after(d)) {}
   explicit timeout(sched::time_point deadline);
   ~timeout();
   timeout(const timeout&) = delete;

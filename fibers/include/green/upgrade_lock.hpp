@@ -84,7 +84,8 @@ class upgrade_lock {
  private:
   void check_can_lock(const char* what) const {
     if (m_ == nullptr)
-      throw std::system_error(std::make_error_code(std::errc::operation_not_permitted), std::string(what) + ": no mutex");
+      throw std::system_error(std::make_error_code(std::errc::operation_not_permitted),
+                              std::string(what) + ": no mutex");
     if (owns_)
       throw std::system_error(std::make_error_code(std::errc::resource_deadlock_would_occur),
                               std::string(what) + ": already owns the upgrade");

@@ -81,10 +81,8 @@ class fd_table {
       if (!fresh) return nullptr;
       // acq_rel: release publishes our chunk to the acquire loads in
       // slot()/peek(); acquire, on failure, sees the winner's
-      if (top_[i / chunk].compare_exchange_strong(c, fresh, std::memory_order_acq_rel))
-        c = fresh;
-      else
-        delete[] fresh;
+      if (top_[i / chunk].compare_exchange_strong(c, fresh, std::memory_order_acq_rel)) c = fresh;
+      else delete[] fresh;
     }
     return &c[i % chunk];
   }

@@ -59,7 +59,8 @@ struct real_fn {
 };
 #define GREEN_REAL(name) ::green::patch::detail::real_##name.get()
 #define GREEN_DECLARE_REAL(name) extern ::green::patch::detail::real_fn<decltype(&::name)> real_##name
-#define GREEN_DEFINE_REAL(name) ::green::patch::detail::real_fn<decltype(&::name)> real_##name{#name}
+#define GREEN_DEFINE_REAL(name) \
+  ::green::patch::detail::real_fn<decltype(&::name)> real_##name { #name }
 
 // on_fiber() is true when an interposed call must cooperate: patching is
 // enabled, the greenfiber runtime is in the process, and the caller is a

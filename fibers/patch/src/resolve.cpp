@@ -138,7 +138,9 @@ bool offload(const std::shared_ptr<job>& j, const char* what) {
 // (the *_r contract) to `to`, relocating the pointers.
 void hostent_copy(hostent* dst, const hostent& src, char* to, const char* from, size_t len) {
   std::memcpy(to, from, len);
-  auto fix = [&](auto* p) { return p ? reinterpret_cast<decltype(p)>(to + (reinterpret_cast<const char*>(p) - from)) : p; };
+  auto fix = [&](auto* p) {
+    return p ? reinterpret_cast<decltype(p)>(to + (reinterpret_cast<const char*>(p) - from)) : p;
+  };
   *dst = src;
   dst->h_name = fix(src.h_name);
   dst->h_aliases = fix(src.h_aliases);
@@ -318,8 +320,8 @@ int gethostbyname2_r(const char* name, int af, hostent* ret, char* buf, size_t b
       "patch:gethostbyname2_r");
 }
 
-int gethostbyaddr_r(const void* addr, socklen_t len, int type, hostent* ret, char* buf, size_t buflen,
-                    hostent** result, int* h_errnop) {
+int gethostbyaddr_r(const void* addr, socklen_t len, int type, hostent* ret, char* buf, size_t buflen, hostent** result,
+                    int* h_errnop) {
   if (!on_fiber()) return GREEN_REAL(gethostbyaddr_r)(addr, len, type, ret, buf, buflen, result, h_errnop);
   std::string a(static_cast<const char*>(addr), len);
   return hostent_r(

@@ -166,8 +166,7 @@ std::string address::to_string() const {
 
 bool operator==(const address& a, const address& b) noexcept {
   if (a.family() != b.family()) return false;
-  if (a.is_v4())
-    return a.u_.v4.sin_addr.s_addr == b.u_.v4.sin_addr.s_addr && a.u_.v4.sin_port == b.u_.v4.sin_port;
+  if (a.is_v4()) return a.u_.v4.sin_addr.s_addr == b.u_.v4.sin_addr.s_addr && a.u_.v4.sin_port == b.u_.v4.sin_port;
   if (a.is_v6())
     return std::memcmp(&a.u_.v6.sin6_addr, &b.u_.v6.sin6_addr, sizeof(in6_addr)) == 0 &&
            a.u_.v6.sin6_port == b.u_.v6.sin6_port && a.u_.v6.sin6_scope_id == b.u_.v6.sin6_scope_id;

@@ -43,8 +43,8 @@ lookup run_getaddrinfo(const std::string& host, const std::string& service, int 
   hints.ai_flags = flags;
   addrinfo* res = nullptr;
   lookup out;
-  int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.empty() ? nullptr : service.c_str(),
-                         &hints, &res);
+  int rc =
+      ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.empty() ? nullptr : service.c_str(), &hints, &res);
   if (rc == EAI_SYSTEM) out.ec.assign(errno, std::system_category());
   else if (rc != 0) out.ec.assign(rc, resolve_category());
   for (addrinfo* ai = res; ai; ai = ai->ai_next) {
@@ -68,9 +68,7 @@ bool numeric_port(std::string_view s, std::uint16_t& port) {
   return true;
 }
 
-bool family_matches(const address& a, int family) {
-  return family == AF_UNSPEC || a.family() == family;
-}
+bool family_matches(const address& a, int family) { return family == AF_UNSPEC || a.family() == family; }
 
 }  // namespace
 
@@ -86,7 +84,7 @@ std::vector<address> resolve(std::string_view host, std::string_view service, st
   bool num_port = numeric_port(service, port);
   std::optional<address> num_host = host.empty() ? std::nullopt : address::try_parse(host);
   if (num_host && host.find(':') != host.npos && host.front() != '[' && !num_host->is_v6())
-    num_host.reset();  // "1.2.3.4:80" is not a host
+    num_host.reset();          // "1.2.3.4:80" is not a host
   if (num_host && num_port) {  // fast path 1: no lookup at all
     if (!family_matches(*num_host, family)) {
       ec.assign(EAI_FAMILY, resolve_category());

@@ -171,8 +171,8 @@ void socket::close() noexcept {
   do {
     if (st & closed_bit) return;
     // acq_rel: like a use (we hold the fd while we shut it down) and publishes the bit
-  } while (!state_.compare_exchange_weak(st, (st + 1) | closed_bit, std::memory_order_acq_rel,
-                                         std::memory_order_relaxed));
+  } while (
+      !state_.compare_exchange_weak(st, (st + 1) | closed_bit, std::memory_order_acq_rel, std::memory_order_relaxed));
   if (st != 0) {  // calls in progress: wake them (see the design header)
     ::shutdown(fd_, SHUT_RDWR);
     sched::notify_close(fd_);
@@ -251,9 +251,8 @@ std::size_t socket::send_(const void* buf, std::size_t n, const address* to, dea
     bad_fd(ec);
     return 0;
   }
-  long r = io(sched::io_dir::write, d, ec, [&] {
-    return sys_sendto(fd_, buf, n, to ? to->data() : nullptr, to ? to->size() : 0);
-  });
+  long r = io(sched::io_dir::write, d, ec,
+              [&] { return sys_sendto(fd_, buf, n, to ? to->data() : nullptr, to ? to->size() : 0); });
   return r < 0 ? 0 : static_cast<std::size_t>(r);
 }
 

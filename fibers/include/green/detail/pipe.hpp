@@ -228,13 +228,13 @@ class pipe {
   }
 
   mutable sched::spinlock mu_;
-  Store store_;               // guarded by mu_
+  Store store_;  // guarded by mu_
   const std::size_t cap_;
-  bool closed_ = false;       // guarded by mu_
+  bool closed_ = false;         // guarded by mu_
   std::size_t unfinished_ = 0;  // values put and not yet task_done(); guarded by mu_
-  sched::wait_queue putq_;    // guarded by mu_
-  sched::wait_queue getq_;    // guarded by mu_
-  sched::wait_queue joinq_;   // guarded by mu_
+  sched::wait_queue putq_;      // guarded by mu_
+  sched::wait_queue getq_;      // guarded by mu_
+  sched::wait_queue joinq_;     // guarded by mu_
   const pipe_names* names_;
 };
 

@@ -21,7 +21,9 @@ class ring {
     std::allocator<T>().deallocate(buf_, cap_);
   }
   ring(ring&& o) noexcept
-      : buf_(std::exchange(o.buf_, nullptr)), cap_(std::exchange(o.cap_, 0)), head_(std::exchange(o.head_, 0)),
+      : buf_(std::exchange(o.buf_, nullptr)),
+        cap_(std::exchange(o.cap_, 0)),
+        head_(std::exchange(o.head_, 0)),
         size_(std::exchange(o.size_, 0)) {}
   ring(const ring&) = delete;
   ring& operator=(const ring&) = delete;

@@ -98,9 +98,8 @@ std::size_t wake_all(sched::wait_queue& q, wake_reason r = wake_reason::notified
 // and returns with lk locked, so the caller can repair its state under the
 // lock before deciding (timeout: a status; else raise_interrupt()).
 // Precondition: lk owns its lock. Fiber or thread context.
-wake_reason park_waiter(std::unique_lock<sched::spinlock>& lk, sched::wait_queue& q, sched::waiter& w,
-                        const char* what, time_point deadline, void (*between)(void*) = nullptr,
-                        void* arg = nullptr);
+wake_reason park_waiter(std::unique_lock<sched::spinlock>& lk, sched::wait_queue& q, sched::waiter& w, const char* what,
+                        time_point deadline, void (*between)(void*) = nullptr, void* arg = nullptr);
 
 // handed_over() is true for the reasons after which the waker did the work.
 inline bool handed_over(wake_reason r) noexcept { return r == wake_reason::notified || r == wake_reason::closed; }

@@ -24,8 +24,8 @@ namespace green::net {
 // timed_out. Never returns an empty list.
 std::vector<address> resolve(std::string_view host, std::string_view service = {}, deadline d = {},
                              int family = AF_UNSPEC);
-std::vector<address> resolve(std::string_view host, std::string_view service, std::error_code& ec,
-                             deadline d = {}, int family = AF_UNSPEC);
+std::vector<address> resolve(std::string_view host, std::string_view service, std::error_code& ec, deadline d = {},
+                             int family = AF_UNSPEC);
 
 // resolve_category() is the category of getaddrinfo()'s EAI_* codes
 // (EAI_SYSTEM is reported as the errno instead).

@@ -13,10 +13,10 @@ namespace green::net {
 // listen_options configure bind(). The defaults suit a server that may be
 // restarted at once on the same port.
 struct listen_options {
-  int backlog = SOMAXCONN;        // listen() queue length (the kernel caps it at net.core.somaxconn)
-  bool reuse_address = true;      // SO_REUSEADDR: rebind while old connections sit in TIME_WAIT
-  bool reuse_port = false;        // SO_REUSEPORT: several listeners share the port, the kernel spreads connections
-  std::optional<bool> v6_only;    // IPV6_V6ONLY for an IPv6 address; nullopt: the system default
+  int backlog = SOMAXCONN;      // listen() queue length (the kernel caps it at net.core.somaxconn)
+  bool reuse_address = true;    // SO_REUSEADDR: rebind while old connections sit in TIME_WAIT
+  bool reuse_port = false;      // SO_REUSEPORT: several listeners share the port, the kernel spreads connections
+  std::optional<bool> v6_only;  // IPV6_V6ONLY for an IPv6 address; nullopt: the system default
 };
 
 // tcp_listener accepts TCP connections. Move-only; the destructor closes it

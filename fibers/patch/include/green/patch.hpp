@@ -35,9 +35,9 @@ std::span<const char* const> covered() noexcept;
 
 // Counters since the process started (relaxed; for tests and examples).
 struct stats {
-  std::uint64_t parks = 0;      // times a patched call parked its fiber on an fd
-  std::uint64_t sleeps = 0;     // sleep-family calls turned into fiber sleeps
-  std::uint64_t offloads = 0;   // resolver calls run on the OS-thread fallback
+  std::uint64_t parks = 0;     // times a patched call parked its fiber on an fd
+  std::uint64_t sleeps = 0;    // sleep-family calls turned into fiber sleeps
+  std::uint64_t offloads = 0;  // resolver calls run on the OS-thread fallback
 };
 stats get_stats() noexcept;
 

@@ -48,21 +48,21 @@ enum class deadlock_policy : std::uint8_t {
 // GREEN_WORKERS, GREEN_SHUFFLE (seed), GREEN_SCHEDTRACE (period in ms),
 // GREEN_MONITOR_MS (monitor limit; 0 disables).
 struct config {
-  unsigned workers = 0;                      // 0: one per core (or GREEN_WORKERS)
-  std::size_t stack_size = 64 * 1024;        // default fiber stack, bytes
+  unsigned workers = 0;                // 0: one per core (or GREEN_WORKERS)
+  std::size_t stack_size = 64 * 1024;  // default fiber stack, bytes
   guard_policy guard = guard_policy::automatic;
   deadlock_policy on_deadlock = deadlock_policy::throw_in_main;
-  std::uint32_t run_queue_capacity = 256;    // per-worker ring; power of two >= 2
-  bool shuffle = false;                      // randomize run order (tests)
-  std::uint64_t shuffle_seed = 0;            // 0: pick one and print it
-  std::chrono::milliseconds schedtrace{0};   // >0: dump every period to stderr
-  std::string name = "green";                // prefix of worker thread names
+  std::uint32_t run_queue_capacity = 256;   // per-worker ring; power of two >= 2
+  bool shuffle = false;                     // randomize run order (tests)
+  std::uint64_t shuffle_seed = 0;           // 0: pick one and print it
+  std::chrono::milliseconds schedtrace{0};  // >0: dump every period to stderr
+  std::string name = "green";               // prefix of worker thread names
   // The monitor: a fiber that keeps its worker from switching for longer
   // than this is reported once, and the worker's queued fibers are handed to
   // other workers (a spare worker is started if none is idle). 0: no monitor.
   // GREEN_MONITOR_MS overrides.
   std::chrono::milliseconds monitor_limit{10};
-  unsigned max_spare_workers = 8;            // spares the monitor may start
+  unsigned max_spare_workers = 8;  // spares the monitor may start
 };
 
 // The park word of a fiber or an OS thread.
@@ -96,10 +96,10 @@ struct waiter {
   ticket t{};
   waiter* prev = nullptr;
   waiter* next = nullptr;
-  void* data = nullptr;        // primitive-specific: e.g. a channel value slot
-  std::uintptr_t tag = 0;      // primitive-specific: e.g. which select case
-  bool linked = false;         // in a wait_queue; guarded by its owner's lock
-  bool chosen = false;         // set by the waker that won; guarded likewise
+  void* data = nullptr;    // primitive-specific: e.g. a channel value slot
+  std::uintptr_t tag = 0;  // primitive-specific: e.g. which select case
+  bool linked = false;     // in a wait_queue; guarded by its owner's lock
+  bool chosen = false;     // set by the waker that won; guarded likewise
 };
 
 // wait_queue: an intrusive FIFO of waiters. Not synchronized: the primitive
@@ -174,7 +174,9 @@ class fiber_base {
   fiber_base(const fiber_base&) = delete;
   fiber_base& operator=(const fiber_base&) = delete;
 
-  void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }  // relaxed: a new ref comes from an existing one
+  void add_ref() noexcept {
+    refs_.fetch_add(1, std::memory_order_relaxed);
+  }  // relaxed: a new ref comes from an existing one
   void release() noexcept {
     // acq_rel: the last release must see every write made through other refs
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
@@ -266,9 +268,9 @@ class fiber_base {
   std::atomic<const char*> wait_what_{nullptr};
   std::atomic<bool> kill_requested_{false};
   std::atomic<bool> done_{false};
-  bool detached_ = false;          // guarded by done_mu_
+  bool detached_ = false;  // guarded by done_mu_
   spinlock done_mu_;
-  wait_queue joiners_;             // guarded by done_mu_
+  wait_queue joiners_;  // guarded by done_mu_
   int saved_errno_ = 0;
   std::atomic<unsigned> last_worker_{~0u};  // worker it last ran on (dumps); relaxed
   // park deadline: a timer node (scheduler/src/timer.hpp), opaque like machine_
@@ -276,12 +278,11 @@ class fiber_base {
   alignas(8) unsigned char park_timer_[park_timer_bytes];
   ticket park_ticket_{};
   // run queues and registry (scheduler-owned)
-  fiber_base* next_ = nullptr;     // global queue link
+  fiber_base* next_ = nullptr;  // global queue link
   fiber_base* reg_prev_ = nullptr;
   fiber_base* reg_next_ = nullptr;
   unsigned reg_shard_ = 0;
-  std::uint64_t parent_id_ = 0;    // the fiber that spawned it, 0: a plain thread (reports)
-
+  std::uint64_t parent_id_ = 0;  // the fiber that spawned it, 0: a plain thread (reports)
 };
 
 // The per-call deadline/kill/timeout protocol (fiber or thread context):
@@ -298,10 +299,9 @@ class fiber_base {
 // (declared above fiber_base)
 // park() suspends the caller until woken, `deadline`, or kill (green::timeout
 // scopes belong to the public layer, which folds them into `deadline`).
-// `what` is shown in dumps and deadlock reports. If `after` is given it runs once, after the fiber has switched away (on a
-// thread: before it blocks), e.g. to release a lock. Fiber or thread context.
-// wake() ends the park named by `t` with reason `r`. Returns false if that
-// park already ended or was woken (a stale ticket). Any thread.
+// `what` is shown in dumps and deadlock reports. If `after` is given it runs once, after the fiber has switched away
+// (on a thread: before it blocks), e.g. to release a lock. Fiber or thread context. wake() ends the park named by `t`
+// with reason `r`. Returns false if that park already ended or was woken (a stale ticket). Any thread.
 
 // current_fiber() is the fiber running on the calling thread, or null.
 fiber_base* current_fiber() noexcept;
@@ -364,8 +364,8 @@ class scheduler {
   // Statistics for tests and benchmarks (relaxed counters).
   struct stats {
     std::uint64_t spawned = 0;
-    std::uint64_t steals = 0;          // fibers taken from another worker's queue
-    std::uint64_t global_pushes = 0;   // fibers that went through the global queue
+    std::uint64_t steals = 0;         // fibers taken from another worker's queue
+    std::uint64_t global_pushes = 0;  // fibers that went through the global queue
     std::uint64_t deadlocks = 0;
     std::uint64_t stuck_reports = 0;   // fibers the monitor reported as holding their worker
     std::uint64_t spares_started = 0;  // spare workers the monitor started or woke
