@@ -31,6 +31,7 @@
 #include <exception>
 #include <mutex>
 #include <string>
+#include <utility>
 
 #include "switch-inl.hpp"
 
@@ -42,7 +43,7 @@ std::atomic<unhandled_handler> unhandled{nullptr};
 void default_unhandled(fiber_base& f, std::exception_ptr e) {
   std::string what = "unknown exception";
   try {
-    std::rethrow_exception(e);
+    std::rethrow_exception(std::move(e));
   } catch (const std::exception& ex) {
     what = ex.what();
   } catch (...) {

@@ -63,17 +63,23 @@ inline void destroy_fls(std::vector<fls_slot>& slots) noexcept {
     if (s.value && s.destroy) s.destroy(s.value);
 }
 
+// untag() is the extension that a tagged `ext` value points to (null for
+// null). Pointer arithmetic, not an integer-to-pointer cast, so the
+// compiler keeps the pointer's provenance.
+inline fiber_ext* untag(void* p) noexcept {
+  auto* c = static_cast<char*>(p);
+  return reinterpret_cast<fiber_ext*>(c - (reinterpret_cast<std::uintptr_t>(p) & ext_locked_bit));
+}
+
 // free_ext() is the ext_free the runtime calls: destroys what is left.
 inline void free_ext(void* p) noexcept {
-  auto* e = reinterpret_cast<fiber_ext*>(reinterpret_cast<std::uintptr_t>(p) & ~ext_locked_bit);
+  fiber_ext* e = untag(p);
   destroy_fls(e->fls);
   delete e;
 }
 
 // ext_peek() is f's extension, or null if it has none yet.
-inline fiber_ext* ext_peek(const sched::fiber_base* f) noexcept {
-  return reinterpret_cast<fiber_ext*>(reinterpret_cast<std::uintptr_t>(f->ext) & ~ext_locked_bit);
-}
+inline fiber_ext* ext_peek(const sched::fiber_base* f) noexcept { return untag(f->ext); }
 
 // ext_make() is f's extension, allocated on first use. Throws
 // std::bad_alloc.
@@ -95,7 +101,7 @@ inline bool holds_thread_lock(const sched::fiber_base* f) noexcept {
 inline void set_thread_locks(sched::fiber_base* f, std::uint32_t n) noexcept {
   fiber_ext* e = ext_peek(f);
   e->thread_locks = n;
-  f->ext = reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(e) | (n != 0 ? ext_locked_bit : 0));
+  f->ext = reinterpret_cast<char*>(e) + (n != 0 ? ext_locked_bit : 0);
 }
 
 // release_ext() destroys the fiber's fiber_local values and frees its
