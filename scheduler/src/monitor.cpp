@@ -18,8 +18,11 @@
 // What the user can fix is a system call nobody patched, so by default
 // only a worker blocked in the kernel is reported. The kernel says which
 // call: /proc/self/task/TID/syscall reads "running" (user space), "-1 sp pc"
-// (in the kernel, not in a call: a page fault) or "nr args... sp pc". One
-// report per (fiber, call, user pc): a fiber that blocks at one site in a
+// (in the kernel, not in a call: a page fault) or "nr args... sp pc".
+// Calls that change the address space (mmap, mprotect: the runtime maps
+// stacks itself, and they wait only on the mm lock) count as "in the
+// kernel", not as a call to move elsewhere. One report per (fiber, call,
+// user pc): a fiber that blocks at one site in a
 // loop is named once; the pc is libc's wrapper, so it tells calls apart,
 // not their callers (a stack walk of another thread is not cheap or safe).
 //
@@ -149,6 +152,9 @@ kernel_state kernel_state_of(pid_t tid) noexcept {
     const char* last = std::strrchr(buf, ' ');  // the pc is the last field
     k.pc = last ? std::strtoull(last + 1, nullptr, 16) : 0;
     k.at = nr < 0 ? kernel_state::where::kernel : kernel_state::where::syscall;
+    // An address-space call (the runtime's own stack mappings, waiting on
+    // the mm lock) is nothing the user could move to a thread: as kernel.
+    if (nr >= 0 && memory_syscall(nr)) k.at = kernel_state::where::kernel;
     k.nr = nr;
     return k;
   }
@@ -186,10 +192,16 @@ std::string held_report(monitor_report mode, const std::string& who, unsigned in
                     who.c_str(), index, ms, call_name(k, nbuf, sizeof nbuf));
       break;
     case kernel_state::where::kernel:
-      std::snprintf(line, sizeof line,
-                    "green: monitor: %s has held worker %u for %lld ms in the kernel outside a system call "
-                    "(a page fault on a mapped file?); the worker's other fibers moved to other workers.",
-                    who.c_str(), index, ms);
+      if (k.nr >= 0)
+        std::snprintf(line, sizeof line,
+                      "green: monitor: %s has held worker %u for %lld ms in %s (memory management, waiting on "
+                      "the kernel); the worker's other fibers moved to other workers.",
+                      who.c_str(), index, ms, call_name(k, nbuf, sizeof nbuf));
+      else
+        std::snprintf(line, sizeof line,
+                      "green: monitor: %s has held worker %u for %lld ms in the kernel outside a system call "
+                      "(a page fault on a mapped file?); the worker's other fibers moved to other workers.",
+                      who.c_str(), index, ms);
       break;
     case kernel_state::where::user:
       std::snprintf(line, sizeof line,
