@@ -20,8 +20,9 @@
 // call: /proc/self/task/TID/syscall reads "running" (user space), "-1 sp pc"
 // (in the kernel, not in a call: a page fault) or "nr args... sp pc".
 // Calls that change the address space (mmap, mprotect: the runtime maps
-// stacks itself, and they wait only on the mm lock) count as "in the
-// kernel", not as a call to move elsewhere. One report per (fiber, call,
+// stacks itself, and they wait only on the mm lock) and futex (a lock
+// inside a library) count as "in the kernel", not as a call to move
+// elsewhere. One report per (fiber, call,
 // user pc): a fiber that blocks at one site in a
 // loop is named once; the pc is libc's wrapper, so it tells calls apart,
 // not their callers (a stack walk of another thread is not cheap or safe).
@@ -154,7 +155,10 @@ kernel_state kernel_state_of(pid_t tid) noexcept {
     k.at = nr < 0 ? kernel_state::where::kernel : kernel_state::where::syscall;
     // An address-space call (the runtime's own stack mappings, waiting on
     // the mm lock) is nothing the user could move to a thread: as kernel.
-    if (nr >= 0 && memory_syscall(nr)) k.at = kernel_state::where::kernel;
+    // So is a futex: a contended lock inside a library (under the patch, a
+    // fiber that holds a pthread lock runs like a thread, by design, and
+    // its rivals wait in futex, as examples/uptime_squirrel showed).
+    if (nr >= 0 && (memory_syscall(nr) || nr == SYS_futex)) k.at = kernel_state::where::kernel;
     k.nr = nr;
     return k;
   }
@@ -194,8 +198,8 @@ std::string held_report(monitor_report mode, const std::string& who, unsigned in
     case kernel_state::where::kernel:
       if (k.nr >= 0)
         std::snprintf(line, sizeof line,
-                      "green: monitor: %s has held worker %u for %lld ms in %s (memory management, waiting on "
-                      "the kernel); the worker's other fibers moved to other workers.",
+                      "green: monitor: %s has held worker %u for %lld ms in %s (a lock or memory management, "
+                      "waiting on the kernel); the worker's other fibers moved to other workers.",
                       who.c_str(), index, ms, call_name(k, nbuf, sizeof nbuf));
       else
         std::snprintf(line, sizeof line,
@@ -291,17 +295,21 @@ void scheduler::impl::monitor_main() noexcept {
         if (!e.held && !blocked && thread_cpu(v) - e.cpu < limit / 2) continue;
         if (!e.held) rescues.fetch_add(1, std::memory_order_relaxed);
         e.held = true;
-        // A computation settles only when `all` reports it; in `blocking`
-        // mode it stays open for a call that may follow.
-        e.settled = mode == monitor_report::off || blocked || mode == monitor_report::all;
-        std::uint64_t id = 0;
-        std::string who = describe(f, &id);
-        long key = k.at == kernel_state::where::user ? -3 : k.nr;
-        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - e.since).count();
-        std::string line = who.empty() ? std::string() : held_report(mode, who, v.index, ms, k);
-        if (!line.empty()) {
-          if (reported.size() >= 4096) reported.clear();
-          if (reported.emplace(id, key, k.pc).second) report_held(line);
+        // In `blocking` mode only a system call settles the stretch: a
+        // computation (or a page fault) stays open for a call that may follow.
+        const bool in_call = k.at == kernel_state::where::syscall;
+        e.settled = mode != monitor_report::blocking || in_call;
+        // Name the fiber (a registry walk) only for a report to be made.
+        if (mode == monitor_report::all || (mode == monitor_report::blocking && in_call)) {
+          std::uint64_t id = 0;
+          std::string who = describe(f, &id);
+          long key = k.at == kernel_state::where::user ? -3 : k.nr;
+          auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - e.since).count();
+          std::string line = who.empty() ? std::string() : held_report(mode, who, v.index, ms, k);
+          if (!line.empty()) {
+            if (reported.size() >= 4096) reported.clear();
+            if (reported.emplace(id, key, k.pc).second) report_held(line);
+          }
         }
       }
       ++stuck;
