@@ -58,7 +58,9 @@ scheduler::stats scheduler::get_stats() const noexcept {
   s.global_pushes = impl_->global_pushes.load(std::memory_order_relaxed);
   s.deadlocks = impl_->deadlocks.load(std::memory_order_relaxed);
   s.stuck_reports = impl_->stuck_reports.load(std::memory_order_relaxed);
+  s.rescues = impl_->rescues.load(std::memory_order_relaxed);
   s.spares_started = impl_->spares_started.load(std::memory_order_relaxed);
+  s.spares_live = impl_->spares_live();
   s.monitor_polls = impl_->monitor_polls.load(std::memory_order_relaxed);
   return s;
 }
@@ -68,6 +70,16 @@ void scheduler::dump(std::ostream& out) {
   impl& m = *impl_;
   out << "green runtime '" << cfg_.name << "': " << nworkers_ << " workers, " << live_fibers() << " fibers, "
       << m.npidle.load() << " idle, " << m.nmspinning.load() << " spinning, global queue " << m.gsize.load() << "\n";
+  static constexpr const char* reports[] = {"off", "blocking", "all"};
+  out << "  monitor: ";
+  if (cfg_.monitor_limit.count() == 0) out << "off (no rescue, no spares)\n";
+  else
+    out << "limit " << cfg_.monitor_limit.count() << " ms, reports " << reports[static_cast<int>(cfg_.monitor_reports)]
+        << ", " << m.stuck_reports.load(std::memory_order_relaxed) << " reported, "
+        << m.rescues.load(std::memory_order_relaxed)
+        << " rescues; spare workers: " << m.nslots.load(std::memory_order_relaxed) - m.nworkers << " started ("
+        << m.spares_started.load(std::memory_order_relaxed) << " activations), " << m.spares_live() << " live, limit "
+        << cfg_.max_spare_workers << "\n";
   for (auto& w : m.workers) {
     if (w->index >= m.nslots.load(std::memory_order_acquire)) break;
     out << "  worker " << w->index << ": queue " << w->queued() << ", timers " << w->timers.size() << ", switches "

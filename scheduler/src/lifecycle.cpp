@@ -4,8 +4,9 @@
 // together and nothing below calls it.
 //
 // Configuration. config's fields, overridden by GREEN_WORKERS,
-// GREEN_SHUFFLE (seed), GREEN_SCHEDTRACE (period in ms) and GREEN_MONITOR_MS;
-// bad values raise std::invalid_argument naming the field and the value.
+// GREEN_SHUFFLE (seed), GREEN_SCHEDTRACE (period in ms), GREEN_MONITOR_MS,
+// GREEN_MONITOR (off|blocking|all) and GREEN_MAX_SPARE_WORKERS; bad values
+// raise std::invalid_argument naming the field or variable and the value.
 //
 // Shutdown (~scheduler), in order:
 //   1. leave the process-wide list (no new dump_all() sees us);
@@ -24,12 +25,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
 #include <sstream>
 #include <stdexcept>
+#include <string>
 #include <thread>
 
 #include "futex.hpp"
@@ -40,12 +43,30 @@
 namespace green::sched {
 
 namespace {
+// env_unsigned() is the decimal value of environment variable `name`, or
+// `fallback` when it is unset or empty; anything else raises
+// std::invalid_argument naming the variable.
 unsigned env_unsigned(const char* name, unsigned fallback) {
   const char* v = std::getenv(name);
   if (!v || !*v) return fallback;
   char* end = nullptr;
+  errno = 0;
   unsigned long x = std::strtoul(v, &end, 10);
-  return (end && *end == 0) ? static_cast<unsigned>(x) : fallback;
+  if (*v == '-' || *end != 0 || errno != 0 || x >= ~0u)
+    throw std::invalid_argument(std::string("green: ") + name + " must be a non-negative decimal number, got '" + v +
+                                "'");
+  return static_cast<unsigned>(x);
+}
+
+// env_monitor_report() is GREEN_MONITOR's setting, or `fallback` when unset.
+monitor_report env_monitor_report(monitor_report fallback) {
+  const char* v = std::getenv("GREEN_MONITOR");
+  if (!v || !*v) return fallback;
+  std::string s(v);
+  if (s == "off") return monitor_report::off;
+  if (s == "blocking") return monitor_report::blocking;
+  if (s == "all") return monitor_report::all;
+  throw std::invalid_argument("green: GREEN_MONITOR must be off, blocking or all, got '" + s + "'");
 }
 }  // namespace
 
@@ -74,6 +95,17 @@ scheduler::scheduler(config cfg) : cfg_(std::move(cfg)), impl_(std::make_unique<
   nworkers_ = cfg_.workers;
   if (unsigned ms = env_unsigned("GREEN_MONITOR_MS", ~0u); ms != ~0u)
     cfg_.monitor_limit = std::chrono::milliseconds(ms);
+  cfg_.monitor_reports = env_monitor_report(cfg_.monitor_reports);
+  cfg_.max_spare_workers = env_unsigned("GREEN_MAX_SPARE_WORKERS", cfg_.max_spare_workers);
+  if (cfg_.monitor_reports != monitor_report::off && cfg_.monitor_reports != monitor_report::blocking &&
+      cfg_.monitor_reports != monitor_report::all)
+    throw std::invalid_argument("green: monitor_reports must be off, blocking or all, got " +
+                                std::to_string(static_cast<int>(cfg_.monitor_reports)));
+  // Each spare's slot is allocated up front (a worker, its ring, a registry
+  // shard: ~6 KiB at the default ring), so 1024 is 6 MiB; more is a typo.
+  if (cfg_.max_spare_workers > 1024)
+    throw std::invalid_argument("green: max_spare_workers must be at most 1024, got " +
+                                std::to_string(cfg_.max_spare_workers));
   if (cfg_.monitor_limit.count() < 0)
     throw std::invalid_argument("green: monitor_limit must not be negative, got " +
                                 std::to_string(cfg_.monitor_limit.count()) + " ms");

@@ -2,28 +2,44 @@
 //
 // One thread per runtime (Go's sysmon). Every limit/2 it samples each
 // started worker's `running` fiber and switch count: a worker whose count
-// has not moved for `limit` while it runs a fiber is stuck (a blocking call
-// the patch layer does not cover, a long computation). The fiber is reported
-// once; its queued fibers move to the global queue (hand_off()), where idle
-// workers (woken for it) and busy ones (every 61 picks, and at each yield
-// that finds nothing local) take them; if every worker is stuck, a spare
-// worker is started (or woken from retirement). Spares retire when nothing is stuck
-// and they hold no timers. The monitor also polls the reactor when fibers
-// wait on fds and no worker has polled for `limit` (every worker busy).
-// When every worker is idle it sleeps until a worker wakes up, so an idle
-// runtime costs no CPU.
+// has not moved for `limit` while it runs a fiber is held (a blocking call
+// the patch layer does not cover, a long computation). Rescue: its queued
+// fibers move to the global queue (hand_off()), where idle workers (woken
+// for it) and busy ones (every 61 picks, and at each yield that finds
+// nothing local) take them; if every worker is held, a spare worker is
+// started (or woken from retirement), at most config.max_spare_workers.
+// Spares retire when nothing is held and they hold no timers. The monitor
+// also polls the reactor when fibers wait on fds and no worker has polled
+// for `limit` (every worker busy). When every worker is idle it sleeps
+// until a worker wakes up, so an idle runtime costs no CPU.
+//
+// Reports (config.monitor_reports). Go hands off silently, and so do we
+// for computation: the user cannot "fix" a TLS handshake or a spawn loop.
+// What the user can fix is a system call nobody patched, so by default
+// only a worker blocked in the kernel is reported. The kernel says which
+// call: /proc/self/task/TID/syscall reads "running" (user space), "-1 sp pc"
+// (in the kernel, not in a call: a page fault) or "nr args... sp pc".
+// Calls that change the address space (mmap, mprotect: the runtime maps
+// stacks itself, and they wait only on the mm lock) and futex (a lock
+// inside a library) count as "in the kernel", not as a call to move
+// elsewhere. One report per (fiber, call,
+// user pc): a fiber that blocks at one site in a
+// loop is named once; the pc is libc's wrapper, so it tells calls apart,
+// not their callers (a stack walk of another thread is not cheap or safe).
 //
 // Cost: a relaxed store of `running` per switch (same cache line as the
 // switch count); the monitor's own wake-ups, limit/2 apart, only while
-// some worker is busy.
+// some worker is busy; one read of /proc per held worker per tick.
 //
 // Sleep protocol: the monitor's CAS of mon_word 0 -> 1 then its npidle
 // check pairs with leave_idle()'s npidle-- then mon_word load (W4 in
 // idle.cpp's table).
 //
 // Rejected: a timer signal per worker to preempt (async preemption needs
-// safe points the C++ code does not have); starting a thread per stuck
-// fiber (the spares are capped by config.max_spare_workers).
+// safe points the C++ code does not have); starting a thread per held
+// fiber (the spares are capped); reporting by thread state alone (S or D
+// in /proc/TID/stat: it cannot name the call, and a futex inside a patched
+// pthread lock looks the same as an unpatched read).
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/syscall.h>
@@ -31,12 +47,16 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "futex.hpp"
 #include "io_internal.hpp"
+#include "syscall_names.hpp"
 #include "wakep-inl.hpp"
 
 namespace green::sched {
@@ -94,23 +114,126 @@ clock::duration thread_cpu(const worker& v) noexcept {
   return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
 }
 
-// thread_blocked() is true when the worker's thread sleeps in the kernel
-// (state S or D in /proc: a blocking call).
-bool thread_blocked(const worker& v) noexcept {
+// read_proc() reads /proc/self/task/TID/<file> into buf (NUL-ended);
+// false if it cannot (the thread is gone, /proc is not mounted).
+bool read_proc(pid_t tid, const char* file, char* buf, std::size_t size) noexcept {
   char path[64];
-  std::snprintf(path, sizeof path, "/proc/self/task/%d/stat", static_cast<int>(v.tid.load(std::memory_order_relaxed)));
+  std::snprintf(path, sizeof path, "/proc/self/task/%d/%s", static_cast<int>(tid), file);
   int fd = ::open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
-  char buf[256];
-  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ssize_t n = ::read(fd, buf, size - 1);
   ::close(fd);
   if (n <= 0) return false;
   buf[n] = 0;
+  return true;
+}
+
+// What a held worker's thread is doing.
+struct kernel_state {
+  enum class where : std::uint8_t {
+    user,     // running or runnable in user space: a computation
+    syscall,  // asleep in system call `nr` (-2: a call we could not name)
+    kernel,   // in the kernel outside a call (a page fault, a stop)
+  } at = where::user;
+  long nr = -2;
+  std::uint64_t pc = 0;  // the user-space pc the thread entered the kernel from
+};
+
+// kernel_state_of() reads the thread's system call from /proc; without it
+// (a kernel built without it), a sleeping thread in /proc/TID/stat (state S
+// or D) counts as an unnamed call. Monitor only.
+kernel_state kernel_state_of(pid_t tid) noexcept {
+  kernel_state k;
+  char buf[256];
+  if (read_proc(tid, "syscall", buf, sizeof buf)) {
+    if (std::strncmp(buf, "running", 7) == 0) return k;
+    char* end = nullptr;
+    long nr = std::strtol(buf, &end, 10);
+    if (end == buf) return k;
+    const char* last = std::strrchr(buf, ' ');  // the pc is the last field
+    k.pc = last ? std::strtoull(last + 1, nullptr, 16) : 0;
+    k.at = nr < 0 ? kernel_state::where::kernel : kernel_state::where::syscall;
+    // An address-space call (the runtime's own stack mappings, waiting on
+    // the mm lock) is nothing the user could move to a thread: as kernel.
+    // So is a futex: a contended lock inside a library (under the patch, a
+    // fiber that holds a pthread lock runs like a thread, by design, and
+    // its rivals wait in futex, as examples/uptime_squirrel showed).
+    if (nr >= 0 && (memory_syscall(nr) || nr == SYS_futex)) k.at = kernel_state::where::kernel;
+    k.nr = nr;
+    return k;
+  }
+  if (!read_proc(tid, "stat", buf, sizeof buf)) return k;
   const char* paren = std::strrchr(buf, ')');  // the name may hold spaces and parens
-  if (paren == nullptr || paren[1] == 0 || paren[2] == 0) return false;
-  return paren[2] == 'S' || paren[2] == 'D';
+  if (paren != nullptr && paren[1] != 0 && (paren[2] == 'S' || paren[2] == 'D')) k.at = kernel_state::where::syscall;
+  return k;
+}
+
+// call_name() names the call for a report ("the system call read",
+// "system call 444") in buf.
+const char* call_name(const kernel_state& k, char* buf, std::size_t size) noexcept {
+  if (const char* n = syscall_name(k.nr)) std::snprintf(buf, size, "the system call %s", n);
+  else if (k.nr < 0) std::snprintf(buf, size, "a system call (/proc did not say which)");
+  else std::snprintf(buf, size, "system call %ld", k.nr);
+  return buf;
+}
+
+// held_report() is the monitor's report of fiber `who` holding worker
+// `index` for `ms`, in state `k`; empty when config.monitor_reports says
+// to keep quiet about it.
+std::string held_report(monitor_report mode, const std::string& who, unsigned index, long long ms,
+                        const kernel_state& k) {
+  if (mode == monitor_report::off) return {};
+  if (k.at != kernel_state::where::syscall && mode != monitor_report::all) return {};
+  char line[640];
+  char nbuf[64];
+  switch (k.at) {
+    case kernel_state::where::syscall:
+      std::snprintf(line, sizeof line,
+                    "green: monitor: %s has blocked worker %u for %lld ms in %s, which nothing "
+                    "patched; the worker's other fibers moved to other workers. Run the call with "
+                    "green::to_thread, link greenfiber::patch (libc's blocking calls then park the fiber), or "
+                    "use green's own equivalent (green::net, green::this_fiber::sleep_for, green::mutex).",
+                    who.c_str(), index, ms, call_name(k, nbuf, sizeof nbuf));
+      break;
+    case kernel_state::where::kernel:
+      if (k.nr >= 0)
+        std::snprintf(line, sizeof line,
+                      "green: monitor: %s has held worker %u for %lld ms in %s (a lock or memory management, "
+                      "waiting on the kernel); the worker's other fibers moved to other workers.",
+                      who.c_str(), index, ms, call_name(k, nbuf, sizeof nbuf));
+      else
+        std::snprintf(line, sizeof line,
+                      "green: monitor: %s has held worker %u for %lld ms in the kernel outside a system call "
+                      "(a page fault on a mapped file?); the worker's other fibers moved to other workers.",
+                      who.c_str(), index, ms);
+      break;
+    case kernel_state::where::user:
+      std::snprintf(line, sizeof line,
+                    "green: monitor: %s has computed on worker %u for %lld ms without switching; the worker's "
+                    "other fibers moved to other workers. A long computation may call "
+                    "green::this_fiber::yield() now and then, or run on green::to_thread.",
+                    who.c_str(), index, ms);
+      break;
+  }
+  return line;
 }
 }  // namespace
+
+// report() hands one report line to config.monitor_sink, or stderr.
+// Monitor only.
+void scheduler::impl::report_held(const std::string& line) noexcept {
+  stuck_reports.fetch_add(1, std::memory_order_relaxed);
+  const config& c = self->cfg_;
+  if (!c.monitor_sink) {
+    std::fprintf(stderr, "%s\n", line.c_str());
+    return;
+  }
+  try {
+    c.monitor_sink(line);
+  } catch (...) {
+    std::fprintf(stderr, "%s\n(green: the monitor_sink threw; the report above went to stderr)\n", line.c_str());
+  }
+}
 
 // monitor_main(): the monitor thread's body. Started by lifecycle.
 void scheduler::impl::monitor_main() noexcept {
@@ -119,14 +242,20 @@ void scheduler::impl::monitor_main() noexcept {
   std::snprintf(name, sizeof name, "%.9s-mon", self->cfg_.name.c_str());
   pthread_setname_np(pthread_self(), name);
   const clock::duration limit = self->cfg_.monitor_limit;
+  const monitor_report mode = self->cfg_.monitor_reports;
   struct seen {
     std::uint64_t switches = 0;
     time_point since{};     // when `switches` last moved
     time_point cpu_at{};    // when `cpu` was read (the first tick without a switch)
     clock::duration cpu{};  // the thread's CPU time then (a syscall: read only when suspect)
-    bool reported = false;
+    bool held = false;      // this stretch without a switch was found held (and rescued)
+    bool settled = false;   // ... and its report is made, or none can follow
   };
   std::vector<seen> last(workers.size());
+  // The sites already reported: (fiber id, call number or -3 for a
+  // computation, user pc). Bounded: past 4096 sites it starts afresh, so a
+  // long-lived program may hear of a site twice, never of one every tick.
+  std::set<std::tuple<std::uint64_t, long, std::uint64_t>> reported;
   unsigned idle_ticks = 0;
   for (;;) {
     // seq_cst loads of mon_word: the stop value 2 is stored seq_cst by the
@@ -146,7 +275,7 @@ void scheduler::impl::monitor_main() noexcept {
       std::uint64_t sw = v.switches.load(std::memory_order_relaxed);
       seen& e = last[i];
       if (f == nullptr || sw != e.switches) {
-        e = seen{sw, now, {}, {}, false};
+        e = seen{sw, now, {}, {}, false, false};
         continue;
       }
       if (e.cpu_at == time_point{}) {
@@ -154,28 +283,39 @@ void scheduler::impl::monitor_main() noexcept {
         e.cpu = thread_cpu(v);
       }
       if (now - e.since < limit) continue;
-      // No switch for `limit`. Stuck if the thread sleeps in the kernel, or
+      // No switch for `limit`. Held if the thread sleeps in the kernel, or
       // has computed for limit/2 of CPU time since we started watching; a
       // runnable thread the OS simply did not run (a loaded machine) is not
-      // stuck yet, and a spare would only add to the load.
-      if (!e.reported && !thread_blocked(v) && thread_cpu(v) - e.cpu < limit / 2) continue;
+      // held yet, and a spare would only add to the load. Until a report
+      // is settled we look again each tick: a computation may go on into
+      // an unpatched call without switching.
+      if (!e.settled) {
+        kernel_state k = kernel_state_of(v.tid.load(std::memory_order_relaxed));
+        bool blocked = k.at != kernel_state::where::user;
+        if (!e.held && !blocked && thread_cpu(v) - e.cpu < limit / 2) continue;
+        if (!e.held) rescues.fetch_add(1, std::memory_order_relaxed);
+        e.held = true;
+        // In `blocking` mode only a system call settles the stretch: a
+        // computation (or a page fault) stays open for a call that may follow.
+        const bool in_call = k.at == kernel_state::where::syscall;
+        e.settled = mode != monitor_report::blocking || in_call;
+        // Name the fiber (a registry walk) only for a report to be made.
+        if (mode == monitor_report::all || (mode == monitor_report::blocking && in_call)) {
+          std::uint64_t id = 0;
+          std::string who = describe(f, &id);
+          long key = k.at == kernel_state::where::user ? -3 : k.nr;
+          auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - e.since).count();
+          std::string line = who.empty() ? std::string() : held_report(mode, who, v.index, ms, k);
+          if (!line.empty()) {
+            if (reported.size() >= 4096) reported.clear();
+            if (reported.emplace(id, key, k.pc).second) report_held(line);
+          }
+        }
+      }
       ++stuck;
       if (v.has_work()) {
         hand_off(v);
         stuck_work = true;
-      }
-      if (!e.reported) {
-        e.reported = true;
-        std::string who = describe(f);
-        if (!who.empty()) {
-          stuck_reports.fetch_add(1, std::memory_order_relaxed);
-          auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - e.since).count();
-          std::fprintf(stderr,
-                       "green: monitor: %s has held worker %u for %lld ms without switching (a blocking call "
-                       "or a long computation); other fibers move to other workers. Use green::to_thread for "
-                       "blocking calls, or the patch library.\n",
-                       who.c_str(), v.index, static_cast<long long>(ms));
-        }
       }
     }
     nstuck.store(stuck, std::memory_order_relaxed);

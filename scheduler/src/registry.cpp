@@ -38,21 +38,37 @@ void scheduler::impl::unregister_fiber(fiber_base* f) noexcept {
   f->reg_prev_ = f->reg_next_ = nullptr;
 }
 
-// describe() names a fiber for a report, if it is still alive (the registry
-// lock keeps it so while we read).
-std::string scheduler::impl::describe(fiber_base* f) {
+// describe() names a fiber and who spawned it for a report, if it is
+// still alive (the registry lock keeps it so while we read), and stores its
+// id in *id. Empty if it is gone. Any thread (the monitor).
+std::string scheduler::impl::describe(fiber_base* f, std::uint64_t* id) {
+  std::uint64_t parent = 0;
+  std::ostringstream out;
   for (auto& sh : shards) {
     lock_guard_of lk(sh->mu);
     for (fiber_base* g = sh->head; g; g = g->reg_next_) {
       if (g != f) continue;
-      std::ostringstream out;
       out << "fiber #" << g->id() << " '" << g->name() << "'";
-      if (g->parent_id_ != 0) out << " (spawned by fiber #" << g->parent_id_ << ")";
-      else out << " (spawned from a thread)";
-      return out.str();
+      if (id) *id = g->id();
+      parent = g->parent_id_;
     }
   }
-  return {};
+  if (out.tellp() == 0) return {};
+  if (parent == 0) {
+    out << " (spawned by a plain thread)";
+    return out.str();
+  }
+  // The spawner by name, if it is still alive; one lock at a time.
+  for (auto& sh : shards) {
+    lock_guard_of lk(sh->mu);
+    for (fiber_base* g = sh->head; g; g = g->reg_next_)
+      if (g->id() == parent) {
+        out << " (spawned by fiber #" << parent << " '" << g->name() << "')";
+        return out.str();
+      }
+  }
+  out << " (spawned by fiber #" << parent << ", since finished)";
+  return out.str();
 }
 
 }  // namespace green::sched

@@ -82,13 +82,16 @@ struct scheduler::impl {
   unsigned nworkers = 1;
   std::atomic<unsigned> nslots{0};
   std::atomic<unsigned> nactive{0};
+  // spares_live() is how many spares run now (started and not retired).
+  // relaxed: a count for dumps and stats. Any thread.
+  unsigned spares_live() const noexcept { return nactive.load(std::memory_order_relaxed) - nworkers; }
 
   // monitor (monitor.cpp)
   std::thread monitor;
   std::atomic<pid_t> monitor_tid{0};
   std::atomic<std::uint32_t> mon_word{0};  // 0 ticking, 1 asleep (all idle), 2 stop
   std::atomic<std::uint32_t> nstuck{0};
-  std::atomic<std::uint64_t> stuck_reports{0}, spares_started{0}, monitor_polls{0};
+  std::atomic<std::uint64_t> stuck_reports{0}, rescues{0}, spares_started{0}, monitor_polls{0};
 
   // schedtrace
   std::thread tracer;
@@ -126,13 +129,14 @@ struct scheduler::impl {
   // registry.cpp
   void register_fiber(fiber_base* f, unsigned shard) noexcept;
   void unregister_fiber(fiber_base* f) noexcept;
-  std::string describe(fiber_base* f);
+  std::string describe(fiber_base* f, std::uint64_t* id = nullptr);
   // io_seam.cpp
   std::int64_t io_waiting() const noexcept;
   // monitor.cpp
   void monitor_main() noexcept;
   void activate_spare() noexcept;
   void hand_off(worker& v) noexcept;
+  void report_held(const std::string& line) noexcept;
 };
 
 struct sched_access {

@@ -11,8 +11,10 @@
 namespace green {
 
 using runtime_config = sched::config;
+using runtime_stats = sched::scheduler::stats;
 using sched::deadlock_policy;
 using sched::guard_policy;
+using sched::monitor_report;
 
 // runtime owns its workers from construction to destruction. Several may
 // exist at once, and one may be created and destroyed many times.
@@ -58,6 +60,9 @@ class runtime {
 
   unsigned workers() const noexcept { return sched_.worker_count(); }
   std::size_t live_fibers() const noexcept { return sched_.live_fibers(); }
+  // stats() is a snapshot of the runtime's counters: fibers spawned, the
+  // monitor's rescues and reports, spare workers started and running.
+  runtime_stats stats() const noexcept { return sched_.get_stats(); }
   void dump(std::ostream& out) { sched_.dump(out); }
 
  private:

@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <iosfwd>
 #include <memory>
 #include <string>
@@ -44,9 +45,18 @@ enum class deadlock_policy : std::uint8_t {
   ignore,         // do nothing (the program hangs)
 };
 
+// What the monitor reports about a fiber that holds its worker (it rescues
+// the worker's other fibers in every mode; docs/scheduler.md, "The monitor").
+enum class monitor_report : std::uint8_t {
+  off,       // report nothing
+  blocking,  // a fiber blocked in a system call nobody patched (the default)
+  all,       // that, and a fiber that computes without switching
+};
+
 // Runtime configuration. Environment variables override the defaults:
 // GREEN_WORKERS, GREEN_SHUFFLE (seed), GREEN_SCHEDTRACE (period in ms),
-// GREEN_MONITOR_MS (monitor limit; 0 disables).
+// GREEN_MONITOR_MS (monitor limit; 0 disables), GREEN_MONITOR
+// (off|blocking|all), GREEN_MAX_SPARE_WORKERS.
 struct config {
   unsigned workers = 0;                // 0: one per core (or GREEN_WORKERS)
   std::size_t stack_size = 64 * 1024;  // default fiber stack, bytes
@@ -57,12 +67,21 @@ struct config {
   std::uint64_t shuffle_seed = 0;           // 0: pick one and print it
   std::chrono::milliseconds schedtrace{0};  // >0: dump every period to stderr
   std::string name = "green";               // prefix of worker thread names
-  // The monitor: a fiber that keeps its worker from switching for longer
-  // than this is reported once, and the worker's queued fibers are handed to
-  // other workers (a spare worker is started if none is idle). 0: no monitor.
-  // GREEN_MONITOR_MS overrides.
+  // The monitor: when a fiber keeps its worker from switching for longer
+  // than this, the worker's queued fibers are handed to other workers (a
+  // spare worker is started if none is idle). 0: no monitor at all (no
+  // rescue, no reports, no spares). GREEN_MONITOR_MS overrides.
   std::chrono::milliseconds monitor_limit{10};
-  unsigned max_spare_workers = 8;  // spares the monitor may start
+  // Which held workers the monitor reports, once per fiber and call site;
+  // the rescue above happens whatever this says. GREEN_MONITOR overrides.
+  monitor_report monitor_reports = monitor_report::blocking;
+  // Where reports go (one line each, no trailing newline); empty: stderr.
+  // Called on the monitor thread: it must not block on the runtime's fibers.
+  std::function<void(const std::string&)> monitor_sink;
+  // Extra worker threads the monitor may start, only while every worker is
+  // held by one fiber; they retire when none is. 0: `workers` threads run
+  // fibers, and nothing else ever does. GREEN_MAX_SPARE_WORKERS overrides.
+  unsigned max_spare_workers = 8;
 };
 
 // The park word of a fiber or an OS thread.
@@ -367,8 +386,10 @@ class scheduler {
     std::uint64_t steals = 0;         // fibers taken from another worker's queue
     std::uint64_t global_pushes = 0;  // fibers that went through the global queue
     std::uint64_t deadlocks = 0;
-    std::uint64_t stuck_reports = 0;   // fibers the monitor reported as holding their worker
+    std::uint64_t stuck_reports = 0;   // reports the monitor made (see config::monitor_reports)
+    std::uint64_t rescues = 0;         // times the monitor found a worker held by one fiber
     std::uint64_t spares_started = 0;  // spare workers the monitor started or woke
+    std::uint64_t spares_live = 0;     // spare workers running fibers now (not retired)
     std::uint64_t monitor_polls = 0;   // I/O polls the monitor made for busy workers
   };
   stats get_stats() const noexcept;
