@@ -392,6 +392,38 @@ TEST_P(monitor_test, no_spare_workers_means_exactly_n_threads_run_fibers) {
       << dump.str();
 }
 
+// A fiber's timer lives on the worker it parked on. When that worker was
+// held (an unpatched read) with nothing queued, nobody fired the timer: the
+// sleeper, the only fiber that could end the read, slept on, and on one
+// worker the program hung. The monitor now fires a held worker's due timers.
+TEST_P(monitor_test, a_sleeper_whose_worker_is_held_still_wakes) {
+  report_log log;
+  green::runtime rt(monitor_config(GetParam(), green::monitor_report::off, log));
+  rt.run([&] {
+    int p[2];
+    ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);  // blocking: the read holds its worker
+    std::atomic<bool> sleeping{false};
+    auto sleeper = green::spawn([&] {
+      sleeping = true;
+      green::this_fiber::sleep_for(20ms);  // parks with its timer on this worker
+      char c = 's';
+      return ::write(p[1], &c, 1);
+    });
+    while (!sleeping) green::this_fiber::yield();
+    // Spawned after the sleeper parked; on one worker it runs on the same
+    // thread, holding it in the read until the sleeper writes.
+    auto reader = green::spawn([&] {
+      char c = 0;
+      return ::read(p[0], &c, 1) == 1 ? c : '?';
+    });
+    EXPECT_EQ(reader.join(), 's');
+    EXPECT_EQ(sleeper.join(), 1);
+    ::close(p[0]);
+    ::close(p[1]);
+  });
+  EXPECT_TRUE(log.take().empty());
+}
+
 TEST(monitor, environment_chooses_the_report_setting_and_rejects_bad_values) {
   green::runtime_config cfg = green::testing::test_config(1);
   cfg.monitor_reports = green::monitor_report::all;

@@ -4,8 +4,8 @@
 // started worker's `running` fiber and switch count: a worker whose count
 // has not moved for `limit` while it runs a fiber is held (a blocking call
 // the patch layer does not cover, a long computation). Rescue: its queued
-// fibers move to the global queue (hand_off()), where idle workers (woken
-// for it) and busy ones (every 61 picks, and at each yield that finds
+// fibers move to the global queue (hand_off()), and so do the fibers its
+// due timers wake (fired here), where idle workers (woken for it) and busy ones (every 61 picks, and at each yield that finds
 // nothing local) take them; if every worker is held, a spare worker is
 // started (or woken from retirement), at most config.max_spare_workers.
 // Spares retire when nothing is held and they hold no timers. The monitor
@@ -317,6 +317,11 @@ void scheduler::impl::monitor_main() noexcept {
         hand_off(v);
         stuck_work = true;
       }
+      // Its due timers too: a fiber parked with a deadline keeps its timer
+      // on the worker it parked on, and only that worker (or a spinning
+      // thief) fires it. Fired here, the fiber goes to the global queue
+      // (push_from_outside) and counts as work below, for a spare if need be.
+      if (v.timers.earliest() <= now && v.timers.fire_expired(now) != 0) stuck_work = true;
     }
     nstuck.store(stuck, std::memory_order_relaxed);
     // The stuck workers' queues are in the global queue now. Idle workers
