@@ -39,16 +39,18 @@ struct on_unwind {
 };
 
 // stuck_children spawns children that wait until they are cancelled: each
-// counts itself started, then waits on an event nobody sets; `unwound`
-// counts those that have unwound.
+// counts itself started, then waits on an event nobody sets; `ran` counts
+// those whose body began, `unwound` those that have unwound.
 struct stuck_children {
   explicit stuck_children(int count) : started(count) {}
   green::latch started;
   green::event never;
+  std::atomic<int> ran{0};
   std::atomic<int> unwound{0};
 
   green::async_result<int> spawn_one(green::task_group& tg) {
     return tg.spawn([this] {
+      ++ran;
       on_unwind u{unwound};
       started.count_down();
       never.wait();
@@ -194,9 +196,15 @@ TEST_P(task_group_test, deadline_of_the_group_cancels_all_children) {
     constexpr int n = 3;
     stuck_children stuck(n);
     green::task_group tg{1ms};
-    stuck.spawn(tg, n);
+    std::vector<green::async_result<int>> children = stuck.spawn(tg, n);
     EXPECT_THROW(tg.wait(), green::timeout_error);
-    EXPECT_EQ(stuck.unwound.load(), n);
+    // The deadline may pass before a child first ran (then it never runs):
+    // every child ended killed, and those that ran have unwound.
+    for (auto& c : children) {
+      EXPECT_TRUE(c.ready());
+      EXPECT_THROW(c.get(), green::fiber_killed_error);
+    }
+    EXPECT_EQ(stuck.unwound.load(), stuck.ran.load());
   });
 }
 
@@ -265,6 +273,48 @@ TEST_P(task_group_test, spawn_into_a_failed_group_raises_that_failure) {
     r.wait();  // the child has failed
     EXPECT_THROW(tg.spawn([] {}), my_error);
     expect_throw_with<std::logic_error>([&] { tg.spawn([] {}); }, "closed");
+  });
+}
+
+TEST_P(task_group_test, a_child_spawning_into_a_failed_group_gets_a_killed_child) {
+  run([] {
+    stuck_children stuck(1);
+    green::async_result<int> late;
+    green::task_group tg;
+    tg.spawn([&] {
+      try {
+        stuck.started.count_down();
+        stuck.never.wait();
+      } catch (const green::fiber_exit&) {
+        // swallowed on purpose: this child spawns after the failure
+      }
+      late = tg.spawn([&] {  // killed before it runs or at its first suspension point
+        stuck.never.wait();
+        return 1;
+      });
+    });
+    tg.spawn([&] {
+      stuck.started.wait();
+      throw my_error("first");
+    });
+    EXPECT_THROW(tg.wait(), my_error);
+    EXPECT_THROW(late.get(), green::fiber_killed_error);
+    EXPECT_EQ(tg.errors().size(), 1u);
+  });
+}
+
+TEST_P(task_group_test, spawn_into_a_cancelled_group_starts_a_killed_child) {
+  run([] {
+    stuck_children stuck(0);
+    green::task_group tg;
+    tg.cancel();
+    auto r = tg.spawn([&] {  // killed before it runs or at its first suspension point
+      stuck.never.wait();
+      return 1;
+    });
+    tg.wait();
+    EXPECT_THROW(r.get(), green::fiber_killed_error);
+    EXPECT_TRUE(tg.errors().empty());
   });
 }
 

@@ -43,22 +43,21 @@ task_group::~task_group() {
   shutdown_();  // kills every member and joins them, uninterruptibly
 }
 
-// The spawner (owner or a child), before the child is linked.
+// The spawner (owner or a child), before the child is linked. A child
+// spawned while the group is cancelling is linked all the same: recheck_()
+// kills it (before it runs, or at its first suspension point). Only a
+// spawner outside the group is stopped, and only by a failure: it gets that
+// failure now rather than after spawning more doomed children.
 void task_group::admit_() {
   bool closed;
-  bool cancelling;
   bool failed;
   {
     std::lock_guard lk(tmu_);
     closed = closed_;
-    cancelling = cancelling_;
     failed = !errors_.empty();
   }
   if (closed) throw std::logic_error("green::task_group::spawn: the group is closed (wait() has returned or thrown)");
-  if (!cancelling) return;
-  if (member_of_()) throw fiber_exit{};  // a child of a cancelling group: it is being killed
-  if (failed) wait();                    // raises the first error
-  throw std::logic_error("green::task_group::spawn: the group was cancelled");
+  if (failed && !member_of_()) wait();  // raises the first error
 }
 
 // The spawner, after the child is linked.

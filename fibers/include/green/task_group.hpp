@@ -70,9 +70,9 @@ class task_group : private group {
   // spawn() starts fn(args...) on a new child fiber and returns its
   // async_result (get() gives the child's value, or rethrows its exception).
   // Errors: std::logic_error after wait() (the group is closed) or outside
-  // fiber context; the group's first error if a child has failed (see
-  // above); green::fiber_exit in a child of a group that is cancelling (that
-  // child is being killed).
+  // fiber context; the group's first error if a child has failed and the
+  // caller is not a child (see above). A child spawned while the group is
+  // cancelling is killed at once (its result: fiber_killed_error).
   template <class F, class... Args>
   auto spawn(F&& fn, Args&&... args) {
     admit_();
