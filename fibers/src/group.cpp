@@ -226,6 +226,13 @@ std::size_t group::size() const noexcept {
 
 bool group::member_of_() const noexcept { return find_(sched::current_fiber()) != nullptr; }
 
+void group::kill_others_() noexcept {
+  const sched::fiber_base* self = sched::current_fiber();
+  std::lock_guard lk(mu_);
+  for (detail::group_node* n = head_; n; n = n->next)
+    if (n->visible && n->fiber != self) n->fiber->kill();
+}
+
 bool group::join_until_(sched::time_point deadline, bool raise_error) {
   if (!raise_error) return empty_.wait_until(deadline);
   if (!settled_.wait_until(deadline)) return false;

@@ -25,6 +25,7 @@
 #include "green/select.hpp"
 #include "green/semaphore.hpp"
 #include "green/shared_mutex.hpp"
+#include "green/task_group.hpp"
 #include "green/this_fiber.hpp"
 #include "green/threadpool.hpp"
 #include "green/timed_mutex.hpp"

@@ -145,6 +145,9 @@ class group {
   void shutdown_() noexcept;
   // member_of_() is true if the calling fiber is a member. Any context.
   bool member_of_() const noexcept;
+  // kill_others_() kills every member but the calling fiber and returns at
+  // once (task_group cancels the siblings of a failed child). Any context.
+  void kill_others_() noexcept;
 
   detail::group_node* mine_(const detail::result_core& c) const noexcept;
   // kill_one_() kills n's fiber if n is a member and returns n's result
