@@ -190,7 +190,7 @@ std::size_t read_fully(void* buf, std::size_t n, std::error_code& ec, ReadSome&&
     std::size_t r = read_some(static_cast<char*>(buf) + got, n - got, ec);
     if (ec) break;
     if (r == 0) {
-      ec = error::eof;
+      ec = make_error_code(error::eof);  // not `= error::eof`: is_error_code_enum is specialized below
       break;
     }
     got += r;
