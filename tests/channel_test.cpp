@@ -189,6 +189,24 @@ TEST_P(channel_test, timed_operations) {
   });
 }
 
+// send_for / send_until took only T&&: an lvalue did not compile, as it
+// does with send(). They copy it, and the caller's value stays as it was.
+TEST_P(channel_test, send_for_and_send_until_copy_an_lvalue) {
+  run([] {
+    green::channel<std::string> ch(2);
+    std::string s = "a string long enough to live on the heap, not in SSO";
+    const std::string c = "const";
+    EXPECT_TRUE(ch.send_for(s, 0ms));
+    EXPECT_TRUE(ch.send_until(c, std::chrono::steady_clock::now()));
+    EXPECT_FALSE(ch.send_for(s, 1ms));  // full: a timeout, s untouched
+    EXPECT_FALSE(ch.send_until(s, std::chrono::system_clock::now() + 1ms));
+    EXPECT_EQ(s, "a string long enough to live on the heap, not in SSO");
+    EXPECT_EQ(c, "const");
+    EXPECT_EQ(*ch.recv(), s);
+    EXPECT_EQ(*ch.recv(), "const");
+  });
+}
+
 TEST_P(channel_test, threads_and_fibers_share_a_channel) {
   run([] {
     green::channel<int> ch(4);

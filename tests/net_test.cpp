@@ -19,6 +19,7 @@
 #include <green/green.hpp>
 #include <green/net.hpp>
 
+#include "net_test_util.hpp"
 #include "test_util.hpp"
 #include "watchdog.hpp"
 
@@ -30,22 +31,8 @@ using green::net::udp_socket;
 
 namespace {
 
-int count_fds() {
-  int n = 0;
-  if (DIR* d = ::opendir("/proc/self/fd")) {
-    while (dirent* e = ::readdir(d))
-      if (e->d_name[0] != '.') ++n;
-    ::closedir(d);
-  }
-  return n - 1;  // the directory's own fd
-}
-
-class net_test : public green::testing::rt_param {
- protected:
-  void SetUp() override { fds_before_ = count_fds(); }
-  void TearDown() override { EXPECT_EQ(count_fds(), fds_before_) << "fds leaked"; }
-  int fds_before_ = 0;
-};
+using green::testing::count_fds;
+class net_test : public green::testing::fd_checked_param {};
 INSTANTIATE_TEST_SUITE_P(w, net_test, ::testing::ValuesIn(green::testing::worker_counts()),
                          green::testing::worker_name);
 

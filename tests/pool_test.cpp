@@ -829,15 +829,33 @@ TEST_P(pool_test, parallel_map_keeps_order_and_uses_workers) {
   run([] {
     std::vector<int> in(static_cast<std::size_t>(scaled(20000)));
     std::iota(in.begin(), in.end(), 0);
-    auto out = green::parallel_map(in, [](int v) { return static_cast<long>(v) * v; });
+    auto out = green::parallel_map([](int v) { return static_cast<long>(v) * v; }, in);
     ASSERT_EQ(out.size(), in.size());
     for (std::size_t i = 0; i < in.size(); ++i) ASSERT_EQ(out[i], static_cast<long>(in[i]) * in[i]);
-    auto strs = green::parallel_map(in, [](int v) { return std::to_string(v); }, {.chunk = 100});
+    auto strs = green::parallel_map([](int v) { return std::to_string(v); }, in, {.chunk = 100});
     ASSERT_EQ(strs.size(), in.size());
     EXPECT_EQ(strs.back(), std::to_string(in.back()));
-    auto flags = green::parallel_map(in, [](int v) { return v % 2 == 0; });
+    auto flags = green::parallel_map([](int v) { return v % 2 == 0; }, in);
     EXPECT_TRUE(flags[0]);
     EXPECT_FALSE(flags[1]);
+  });
+}
+
+// parallel_map(items, fn) and pool.map(fn, items) took their arguments in
+// opposite orders. Both are (fn, items) now; the old order still compiles
+// (with a deprecation warning, silenced here) and gives the same result.
+TEST_P(pool_test, parallel_map_old_argument_order_still_works) {
+  run([] {
+    const std::vector<int> in{1, 2, 3, 4, 5};
+    auto sq = [](int v) { return v * v; };
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    auto old_order = green::parallel_map(in, sq, {.chunk = 2});
+#pragma GCC diagnostic pop
+    EXPECT_EQ(old_order, green::parallel_map(sq, in, {.chunk = 2}));
+    green::pool p(2);
+    EXPECT_EQ(old_order, p.map(sq, in));
+    EXPECT_EQ(old_order, (std::vector<int>{1, 4, 9, 16, 25}));
   });
 }
 

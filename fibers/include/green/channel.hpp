@@ -58,14 +58,24 @@ class channel : public detail::pipe_front<T, detail::fifo_store<T>> {
     return try_send(std::move(c));
   }
   // send_for() / send_until() wait at most until the deadline; false (v
-  // untouched) if it passed.
+  // untouched) if it passed. The const T& forms send a copy, as send().
   template <class Rep, class Period>
   bool send_for(T&& v, std::chrono::duration<Rep, Period> d) {
     return p_.put(v, detail::deadline_after(d), true) == op_status::success;
   }
+  template <class Rep, class Period>
+  bool send_for(const T& v, std::chrono::duration<Rep, Period> d) requires std::copy_constructible<T> {
+    T c(v);
+    return send_for(std::move(c), d);
+  }
   template <class Clock, class Duration>
   bool send_until(T&& v, std::chrono::time_point<Clock, Duration> tp) {
     return p_.put(v, detail::to_deadline(tp), true) == op_status::success;
+  }
+  template <class Clock, class Duration>
+  bool send_until(const T& v, std::chrono::time_point<Clock, Duration> tp) requires std::copy_constructible<T> {
+    T c(v);
+    return send_until(std::move(c), tp);
   }
 
   // recv() takes the next value, waiting for one; std::nullopt once the

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "green/net/address.hpp"
+#include "green/net/buffered_stream.hpp"
 #include "green/net/resolve.hpp"
 #include "green/net/socket.hpp"
 #include "green/net/tcp_listener.hpp"

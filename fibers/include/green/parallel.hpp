@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "green/detail/map_check.hpp"
 #include "green/fiber.hpp"
 
 namespace green {
@@ -93,14 +94,18 @@ void parallel_for(std::size_t first, std::size_t last, F&& fn, parallel_options 
   detail::run_chunks(last > first ? last - first : 0, o, body);
 }
 
-// parallel_map() returns fn(x) for every x of the random-access `range`, in
-// input order, computed in chunks over the runtime's workers. Errors and
-// context as parallel_for.
-template <class R, class F>
-auto parallel_map(R&& range, F&& fn, parallel_options o = {}) {
-  static_assert(std::ranges::random_access_range<R>, "green::parallel_map needs a random-access range");
-  using Out = std::invoke_result_t<F&, std::ranges::range_reference_t<R>>;
-  static_assert(!std::is_void_v<Out>, "green::parallel_map: fn must return a value (use parallel_for)");
+namespace detail {
+// old_map_order<A, B>: a call parallel_map(a, b) in the old (items, fn)
+// order: a is a range and b is not. The two overloads below split on it, so
+// exactly one of them is viable for any arguments (never ambiguous), and a
+// misuse reaches the (fn, items) one, whose static_asserts explain it.
+template <class A, class B>
+concept old_map_order = std::ranges::range<A> && !std::ranges::range<B>;
+
+// parallel_map_() is parallel_map() once the arguments are checked.
+template <class F, class R>
+auto parallel_map_(F& fn, R& range, const parallel_options& o) {
+  using Out = map_result_t<F, R, false>;
   auto first = std::ranges::begin(range);
   std::size_t n = static_cast<std::size_t>(std::ranges::distance(range));
   // vector<bool> packs bits: concurrent writes to neighbours would race.
@@ -109,19 +114,39 @@ auto parallel_map(R&& range, F&& fn, parallel_options o = {}) {
     auto body = [&](std::size_t, std::size_t b, std::size_t e) {
       for (std::size_t i = b; i < e; ++i) out[i] = fn(first[static_cast<std::ptrdiff_t>(i)]);
     };
-    detail::run_chunks(n, o, body);
+    run_chunks(n, o, body);
     return out;
   } else {
     std::vector<std::optional<Out>> tmp(n);
     auto body = [&](std::size_t, std::size_t b, std::size_t e) {
       for (std::size_t i = b; i < e; ++i) tmp[i].emplace(fn(first[static_cast<std::ptrdiff_t>(i)]));
     };
-    detail::run_chunks(n, o, body);
+    run_chunks(n, o, body);
     std::vector<Out> out;
     out.reserve(n);
     for (auto& v : tmp) out.push_back(std::move(*v));
     return out;
   }
+}
+}  // namespace detail
+
+// parallel_map() returns fn(x) for every x of the random-access range
+// `items`, in input order (a std::vector), computed in chunks over the
+// runtime's workers. Function first, like Python's map() and pool::map().
+// Errors and context as parallel_for. A non-range, a fn that cannot take
+// an element, or a fn returning void is a compile error saying so.
+template <class F, class R>
+auto parallel_map(F&& fn, R&& items, parallel_options o = {}) requires(!detail::old_map_order<F, R>) {
+  if constexpr (detail::map_args_ok<std::remove_reference_t<F>, R, false, true>()) {
+    return detail::parallel_map_(fn, items, o);
+  }
+}
+
+// parallel_map(items, fn) is the old argument order.
+template <class R, class F>
+[[deprecated("green::parallel_map(items, fn) is deprecated: call parallel_map(fn, items), function first")]] auto
+parallel_map(R&& items, F&& fn, parallel_options o = {}) requires detail::old_map_order<R, F> {
+  return parallel_map(std::forward<F>(fn), std::forward<R>(items), o);
 }
 
 // parallel_reduce() folds map(i) for i in [first, last) with `reduce`:

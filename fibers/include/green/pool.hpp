@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "green/completion.hpp"
+#include "green/detail/map_check.hpp"
 #include "green/group.hpp"
 
 namespace green {
@@ -42,8 +43,8 @@ class imap_view {
   using It = std::ranges::iterator_t<R>;
   using Sent = std::ranges::sentinel_t<R>;
   using In = std::ranges::range_reference_t<R>;
-  using Out = std::invoke_result_t<F&, In>;
-  static_assert(!std::is_void_v<Out>, "green::pool::imap/map: fn must return a value (use spawn for void tasks)");
+  // pool::imap checked F and R (map_args_ok): fn takes a copy of an element.
+  using Out = map_result_t<F, R, true>;
 
  public:
   imap_view(pool& p, F fn, R& range);
@@ -151,35 +152,51 @@ class pool : public group {
   }
 
   // map() runs fn on every element of `range` in the pool and returns the
-  // results in input order. If any task fails, map() rethrows the first
-  // failure in input order after the tasks in flight have been killed and
-  // have ended. Fiber context.
+  // results in input order (a std::vector). Each task gets its own copy of
+  // the element. If any task fails, map() rethrows the first failure in
+  // input order after the tasks in flight have been killed and have ended.
+  // Function first, like parallel_map(). A non-range, a fn that cannot take
+  // an element, or a fn returning void is a compile error saying so (see
+  // detail/map_check.hpp). Fiber context.
   template <class F, class R>
   auto map(F&& fn, R&& range) {
-    using Out = std::invoke_result_t<std::decay_t<F>&, std::ranges::range_reference_t<R>>;
-    std::vector<Out> out;
-    if constexpr (std::ranges::sized_range<R>) out.reserve(std::ranges::size(range));
-    for (auto& v : imap(std::forward<F>(fn), range)) out.push_back(std::move(v));
-    return out;
+    if constexpr (detail::map_args_ok<std::decay_t<F>, R, true, false>()) {
+      std::vector<detail::map_result_t<std::decay_t<F>, R, true>> out;
+      if constexpr (std::ranges::sized_range<R>) out.reserve(std::ranges::size(range));
+      for (auto& v : imap(std::forward<F>(fn), range)) out.push_back(std::move(v));
+      return out;
+    }
   }
   // imap() is a lazy map: an iterable of the results in input order, each
   // task started only when the iteration is at most 2 * capacity() items
   // behind. A failed task's exception is raised by the step that reaches it.
-  // `range` must outlive the iteration (so a temporary container is
-  // refused at compile time). Fiber context.
+  // `range` must outlive the iteration, so a temporary container is a
+  // compile error saying so. Misuse as map(). Fiber context.
   template <class F, class R>
-  requires std::is_lvalue_reference_v<R> || std::ranges::borrowed_range<R> detail::imap_view < std::decay_t<F>,
-      std::remove_reference_t<R>,
-  true > imap(F&& fn, R&& range) { return {*this, std::forward<F>(fn), range}; }
+  auto imap(F&& fn, R&& range) {
+    return imap_<true, R>(std::forward<F>(fn), range);
+  }
   // imap_unordered() is imap() yielding results in the order tasks finish.
   template <class F, class R>
-  requires std::is_lvalue_reference_v<R> || std::ranges::borrowed_range<R> detail::imap_view < std::decay_t<F>,
-      std::remove_reference_t<R>,
-  false > imap_unordered(F&& fn, R&& range) { return {*this, std::forward<F>(fn), range}; }
+  auto imap_unordered(F&& fn, R&& range) {
+    return imap_<false, R>(std::forward<F>(fn), range);
+  }
 
  private:
   template <class, class, bool>
   friend class detail::imap_view;
+  // imap_() checks the arguments (Arg: how imap's caller passed the range),
+  // then makes the view (a prvalue: the view neither copies nor moves).
+  template <bool Ordered, class Arg, class F, class R>
+  auto imap_(F&& fn, R& range) {
+    if constexpr (detail::map_args_ok<std::decay_t<F>, R, true, false>()) {
+      constexpr bool outlives = std::is_lvalue_reference_v<Arg> || std::ranges::borrowed_range<Arg>;
+      static_assert(outlives,
+                    "green::pool::imap: items is a temporary, destroyed before the iteration ends; "
+                    "store it in a variable first (pool::map accepts a temporary)");
+      if constexpr (outlives) return detail::imap_view<std::decay_t<F>, R, Ordered>(*this, std::forward<F>(fn), range);
+    }
+  }
   std::size_t capacity_;
 };
 

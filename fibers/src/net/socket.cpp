@@ -68,6 +68,8 @@ class net_error_category final : public std::error_category {
     switch (static_cast<error>(c)) {
       case error::eof:
         return "end of stream (the peer closed the connection)";
+      case error::too_long:
+        return "no delimiter within max_line bytes (they stay buffered)";
     }
     return "unknown green.net error";
   }

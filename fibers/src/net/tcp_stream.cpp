@@ -65,18 +65,8 @@ std::size_t tcp_stream::read_some(void* buf, std::size_t n, deadline d) {
 }
 
 std::size_t tcp_stream::read_exact(void* buf, std::size_t n, std::error_code& ec, deadline d) {
-  std::size_t got = 0;
-  ec.clear();
-  while (got < n) {
-    std::size_t r = stream_receive_(static_cast<char*>(buf) + got, n - got, d, ec);
-    if (ec) break;
-    if (r == 0) {
-      ec = error::eof;
-      break;
-    }
-    got += r;
-  }
-  return got;
+  return read_fully(buf, n, ec,
+                    [&](void* p, std::size_t k, std::error_code& e) { return stream_receive_(p, k, d, e); });
 }
 
 void tcp_stream::read_exact(void* buf, std::size_t n, deadline d) {

@@ -48,7 +48,8 @@ class deadline {
 
 // error: outcomes that have no errno. Category "green.net".
 enum class error {
-  eof = 1,  // the peer closed the stream before read_exact() got every byte
+  eof = 1,       // the peer closed the stream before read_exact() got every byte
+  too_long = 2,  // buffered_reader: no delimiter within max_line bytes
 };
 const std::error_category& net_category() noexcept;
 inline std::error_code make_error_code(error e) noexcept { return {static_cast<int>(e), net_category()}; }
@@ -177,6 +178,25 @@ class socket {
   // value costs one EAGAIN read or one wait that returns at once.
   mutable std::atomic<bool> drained_{false};
 };
+
+// read_fully() calls read_some(p, k, ec) (a stream's error_code read)
+// until n bytes are in buf: the count read, with ec set if it stopped early
+// (error::eof at end of stream). read_exact() of every stream type.
+template <class ReadSome>
+std::size_t read_fully(void* buf, std::size_t n, std::error_code& ec, ReadSome&& read_some) {
+  std::size_t got = 0;
+  ec.clear();
+  while (got < n) {
+    std::size_t r = read_some(static_cast<char*>(buf) + got, n - got, ec);
+    if (ec) break;
+    if (r == 0) {
+      ec = make_error_code(error::eof);  // not `= error::eof`: is_error_code_enum is specialized below
+      break;
+    }
+    got += r;
+  }
+  return got;
+}
 
 // throw_error() throws std::system_error(ec, "green::net: <op> <addr>").
 [[noreturn]] void throw_error(std::error_code ec, const char* op, const address& where);
