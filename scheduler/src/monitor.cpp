@@ -4,14 +4,15 @@
 // started worker's `running` fiber and switch count: a worker whose count
 // has not moved for `limit` while it runs a fiber is held (a blocking call
 // the patch layer does not cover, a long computation). Rescue: its queued
-// fibers move to the global queue (hand_off()), and so do the fibers its
-// due timers wake (fired here), where idle workers (woken for it) and busy ones (every 61 picks, and at each yield that finds
-// nothing local) take them; if every worker is held, a spare worker is
-// started (or woken from retirement), at most config.max_spare_workers.
-// Spares retire when nothing is held and they hold no timers. The monitor
-// also polls the reactor when fibers wait on fds and no worker has polled
-// for `limit` (every worker busy). When every worker is idle it sleeps
-// until a worker wakes up, so an idle runtime costs no CPU.
+// fibers move to the global queue (hand_off()), and so do the fibers its due
+// timers wake (fired here), where idle workers (woken for it) and busy ones
+// (every 61 picks, and at each yield that finds nothing local) take them; if
+// every worker is held, a spare worker is started (or woken from
+// retirement), at most config.max_spare_workers. Spares retire when nothing
+// is held and they hold no timers. The monitor also polls the reactor when
+// fibers wait on fds and no worker has polled for `limit` (every worker
+// busy). When every worker is idle it sleeps until a worker wakes up, so an
+// idle runtime costs no CPU.
 //
 // Reports (config.monitor_reports). Go hands off silently, and so do we
 // for computation: the user cannot "fix" a TLS handshake or a spawn loop.
