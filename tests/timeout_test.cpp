@@ -2,7 +2,7 @@
 // form, and which scope a timeout_error belongs to. A timeout here only ends
 // a wait that nothing else can end (an event nobody sets). The misuse of
 // green::timeout that the compiler must flag is checked by
-// timeout_misuse_check.cmake (ctest: timeout_misuse_is_diagnosed).
+// compile_fail/timeout_misuse.cpp (ctest: compile_fail.timeout_misuse_*).
 // Parameterized over worker counts, under the watchdog.
 #include <chrono>
 #include <memory>

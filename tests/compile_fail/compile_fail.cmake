@@ -3,10 +3,13 @@
 # control). Otherwise it must fail, and the first line of the compiler's
 # output that says "error" must contain EXPECT: the library's message comes
 # first, not a template backtrace.
+# FLAGS adds compiler options (e.g. -Werror, for a misuse the compiler
+# only warns about).
 #   cmake -DCXX=... -DSTD=-std=c++20 -DINCLUDES="a|b" -DSRC=... -DCASE=n
-#         [-DEXPECT=...] -P compile_fail.cmake
+#         [-DEXPECT=...] [-DFLAGS="f|g"] -P compile_fail.cmake
 string(REPLACE "|" ";" incs "${INCLUDES}")
-set(flags ${STD} -fsyntax-only -DGREEN_CASE=${CASE})
+string(REPLACE "|" ";" extra "${FLAGS}")
+set(flags ${STD} -fsyntax-only ${extra} -DGREEN_CASE=${CASE})
 foreach(i IN LISTS incs)
   list(APPEND flags -I${i})
 endforeach()
