@@ -172,6 +172,8 @@ stop_scope::~stop_scope() {
 
 stop_scope* thread_stop_scope() noexcept { return this_thread_ext.e.stop; }
 
+void stop_slot::destroy() noexcept { delete p_.load(std::memory_order_relaxed); }
+
 std::stop_source& stop_slot::get() {
   // acquire: pairs with the acq_rel exchange below (a source another thread
   // made is seen fully constructed).

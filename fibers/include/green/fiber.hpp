@@ -76,13 +76,21 @@ void apply_into(result_slot<R>& out, Fn& fn, Tuple&& args) {
 class stop_slot {
  public:
   stop_slot() noexcept = default;
-  ~stop_slot() { delete p_.load(std::memory_order_relaxed); }  // relaxed: the last reference orders it
+  ~stop_slot() {
+    // relaxed: the last reference's release orders it. Out of line: the
+    // common empty slot costs a load and a branch in every fiber's
+    // destructor (measured: an inlined delete cost 8 instructions there).
+    if (p_.load(std::memory_order_relaxed) != nullptr) [[unlikely]]
+      destroy();
+  }
   stop_slot(const stop_slot&) = delete;
   stop_slot& operator=(const stop_slot&) = delete;
 
   // get() is the source, made on first use (a race between two first uses
   // keeps one). Any thread. Throws std::bad_alloc.
   std::stop_source& get();
+  // destroy() frees the source. The destructor only.
+  void destroy() noexcept;
   // adopt() installs a source made before the fiber was spawned. Spawner
   // only, before spawn.
   void adopt(std::unique_ptr<std::stop_source> s) noexcept {
