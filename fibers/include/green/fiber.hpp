@@ -279,7 +279,8 @@ class fiber {
   // variable's wait(lock, token, pred), channel::recv(token)) return early.
   // A fiber whose function takes no token gets its state made on first use
   // here. On a handle that is not joinable: a source and token without a
-  // stop state, and false. Any thread, also concurrently on one handle.
+  // stop state, and false. Any thread; these three may race each other on
+  // one handle (not a move, join or detach of it).
   // Throws std::bad_alloc (making the state).
   std::stop_source get_stop_source() { return f_ ? f_->stop.get() : std::stop_source(std::nostopstate); }
   std::stop_token get_stop_token() const { return f_ ? f_->stop.get().get_token() : std::stop_token(); }
