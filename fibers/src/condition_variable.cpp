@@ -27,7 +27,12 @@ void cv_core::notify_all() noexcept {
   size_.store(0, std::memory_order_relaxed);
 }
 
-wake_reason cv_core::wait(void (*unlock)(void*), void* lock, time_point deadline, const char* what) {
+wake_reason cv_core::wait(void (*unlock)(void*), void* lock, time_point deadline, const char* what,
+                          const std::stop_token* stop) {
+  // Before lk: the scope ends after mu_ is free and before the caller
+  // relocks the user's lock (whose park a stop must not end).
+  std::optional<stop_scope> scope;
+  if (stop != nullptr && stop->stop_possible()) scope.emplace(*stop);
   std::unique_lock lk(mu_);
   sched::waiter w;
   size_.store(q_.size() + 1, std::memory_order_release);  // release: pairs with notify's acquire

@@ -1,7 +1,10 @@
 // The fiber API's out-of-line parts: errors, this_fiber, fiber_local keys,
-// timeout scopes.
+// timeout scopes, stop scopes (green/stop.hpp has their protocol).
 #include <atomic>
 #include <iostream>
+#include <memory>
+#include <mutex>
+#include <stop_token>
 #include <string>
 #include <thread>
 
@@ -11,14 +14,16 @@
 #include "green/fiber.hpp"
 #include "green/fiber_local.hpp"
 #include "green/runtime.hpp"
+#include "green/stop.hpp"
 #include "green/this_fiber.hpp"
 #include "green/timeout.hpp"
 
 namespace green {
 
 namespace {
-// A plain thread's counterpart of a fiber's extension (fiber_local values
-// and the timeout scope list; scope deadlines have no effect on threads).
+// A plain thread's counterpart of a fiber's extension (fiber_local values,
+// the timeout scope list, scope deadlines having no effect on threads, and
+// the stop scope list).
 struct thread_ext {
   detail::fiber_ext e;
   ~thread_ext() { detail::destroy_fls(e.fls); }
@@ -54,7 +59,7 @@ void raise_interrupt(sched::wake_reason r) {
       if (s) s->unwind_deadlocked(sched::current_fiber());
       throw deadlock_error(report);
     }
-    default:
+    default:  // notified, timeout, closed, stopped: statuses the caller reports
       return;
   }
 }
@@ -129,6 +134,62 @@ const void* expired_scope() noexcept {
 }  // namespace detail
 
 // ---------------------------------------------------------------------------
+// stop scopes (green/stop.hpp) and a fiber's stop source (fiber.hpp)
+
+namespace detail {
+
+void stop_wait::on_stop() noexcept {
+  std::lock_guard lk(mu_);
+  stopped_ = true;
+  // Under mu_: arm() then either sees stopped_ or has published the ticket
+  // we wake here. A stale ticket (that park already ended) is a no-op.
+  if (t_.p != nullptr) sched::wake(t_, sched::wake_reason::stopped);
+}
+
+void stop_wait::arm(sched::ticket t) noexcept {
+  bool stopped;
+  {
+    std::lock_guard lk(mu_);
+    t_ = t;
+    stopped = stopped_;
+  }
+  // The stop came first: end the park ourselves (it returns at once, or a
+  // hand-over that won the park word meanwhile stands).
+  if (stopped) sched::wake(t, sched::wake_reason::stopped);
+}
+
+stop_scope::stop_scope(const std::stop_token& stop) : stop_wait(stop), fiber_(sched::current_fiber()) {
+  fiber_ext& e = fiber_ ? ext_make(fiber_) : this_thread_ext.e;
+  outer_ = e.stop;
+  e.stop = this;
+}
+
+stop_scope::~stop_scope() {
+  // Null: the fiber's extension was released under us (a scope inside a
+  // fiber_local value's destructor at the fiber's exit).
+  if (fiber_ext* e = fiber_ ? ext_peek(fiber_) : &this_thread_ext.e) e->stop = outer_;
+}
+
+stop_scope* thread_stop_scope() noexcept { return this_thread_ext.e.stop; }
+
+void stop_slot::destroy() noexcept { delete p_.load(std::memory_order_relaxed); }
+
+std::stop_source& stop_slot::get() {
+  // acquire: pairs with the acq_rel exchange below (a source another thread
+  // made is seen fully constructed).
+  if (std::stop_source* s = p_.load(std::memory_order_acquire)) return *s;
+  auto made = std::make_unique<std::stop_source>();
+  std::stop_source* expect = nullptr;
+  // acq_rel: release publishes our source; acquire (on failure, in expect)
+  // sees the winner's.
+  if (p_.compare_exchange_strong(expect, made.get(), std::memory_order_acq_rel, std::memory_order_acquire))
+    return *made.release();
+  return *expect;
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------
 // this_fiber
 
 namespace this_fiber {
@@ -152,6 +213,26 @@ void sleep_until(sched::time_point tp) {
     if (r == sched::wake_reason::timeout) return;
     detail::raise_interrupt(r);
     if (sched::clock::now() >= tp) return;  // a stray wake: keep sleeping
+  }
+}
+
+bool sleep_until(sched::time_point tp, const std::stop_token& stop) {
+  if (!stop.stop_possible()) {
+    sleep_until(tp);
+    return true;
+  }
+  if (stop.stop_requested()) return false;
+  // Fibers and plain threads alike park here (a thread's park blocks on its
+  // futex), so a stop from any thread ends either.
+  detail::stop_wait s(stop);
+  for (;;) {
+    sched::ticket t = sched::prepare_park();
+    s.arm(t);
+    sched::wake_reason r = detail::scoped_park(t, "sleep", tp);
+    if (r == sched::wake_reason::timeout) return true;
+    if (r == sched::wake_reason::stopped) return false;
+    detail::raise_interrupt(r);
+    if (sched::clock::now() >= tp) return true;  // a stray wake: keep sleeping
   }
 }
 

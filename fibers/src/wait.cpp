@@ -1,6 +1,8 @@
 // The wait helpers of green/detail/wait.hpp, shared by every primitive.
 #include "green/detail/wait.hpp"
 
+#include "green/stop.hpp"
+
 #include <atomic>
 #include <cinttypes>
 #include <cstdio>
@@ -36,6 +38,10 @@ wake_reason park_waiter(std::unique_lock<sched::spinlock>& lk, sched::wait_queue
   q.push_back(&w);
   lk.unlock();
   if (between) between(arg);
+  // Inside a stop-aware wait (green/stop.hpp) a stop request ends this park
+  // with wake_reason::stopped, handled below like a timeout.
+  if (stop_scope* s = active_stop_scope(w.t.p->fiber)) [[unlikely]]
+    s->arm(w.t);
   wake_reason r = scoped_park(w.t, what, deadline);
   if (handed_over(r)) return r;
   lk.lock();

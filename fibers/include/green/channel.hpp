@@ -5,11 +5,13 @@
 #include <concepts>
 #include <cstddef>
 #include <optional>
+#include <stop_token>
 
 #include "green/detail/pipe.hpp"
 #include "green/detail/ring.hpp"
 #include "green/detail/wait.hpp"
 #include "green/op_status.hpp"
+#include "green/stop.hpp"
 
 namespace green {
 
@@ -81,6 +83,18 @@ class channel : public detail::pipe_front<T, detail::fifo_store<T>> {
   // recv() takes the next value, waiting for one; std::nullopt once the
   // channel is closed and drained.
   std::optional<T> recv() { return p_.get_one(); }
+  // recv(stop) is recv() that a stop request on `stop` (any thread) also
+  // ends, with std::nullopt and no exception (stop.stop_requested() tells
+  // it from closed). A value already there is still taken after a stop.
+  std::optional<T> recv(const std::stop_token& stop) {
+    return detail::stoppable(
+        stop, [&] { return p_.get_one(); },
+        [&] {
+          std::optional<T> v;
+          p_.get(v, sched::no_deadline, false);
+          return v;
+        });
+  }
   // try_recv() takes a value only if one is ready: success (moved into
   // out), empty, or closed.
   op_status try_recv(T& out) { return p_.get_into(out, sched::no_deadline, false); }

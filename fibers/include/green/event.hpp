@@ -3,8 +3,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <stop_token>
 
 #include "green/detail/wait.hpp"
+#include "green/stop.hpp"
 
 namespace green {
 
@@ -38,9 +40,27 @@ class event {
   bool wait_until(std::chrono::time_point<Clock, Duration> tp) {
     return wait_until_(detail::to_deadline(tp));
   }
+  // wait(stop) / wait_for(d, stop) / wait_until(tp, stop) also end when a
+  // stop is requested on `stop` (any thread), and return the flag: false
+  // if the stop (or the time) came while it was clear; nothing is raised
+  // for the stop. A stop requested before the call returns the flag at
+  // once. Kills and green::timeout scopes raise as above.
+  bool wait(const std::stop_token& stop) { return wait_until_(sched::no_deadline, stop); }
+  template <class Rep, class Period>
+  bool wait_for(std::chrono::duration<Rep, Period> d, const std::stop_token& stop) {
+    return wait_until_(detail::deadline_after(d), stop);
+  }
+  template <class Clock, class Duration>
+  bool wait_until(std::chrono::time_point<Clock, Duration> tp, const std::stop_token& stop) {
+    return wait_until_(detail::to_deadline(tp), stop);
+  }
 
  private:
   bool wait_until_(sched::time_point deadline);
+  bool wait_until_(sched::time_point deadline, const std::stop_token& stop) {
+    return detail::stoppable(
+        stop, [&] { return wait_until_(deadline); }, [&] { return is_set(); });
+  }
 
   std::atomic<bool> set_{false};  // written under mu_
   sched::spinlock mu_;

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <stop_token>
 #include <string>
 
 #include "green/detail/deadline.hpp"
@@ -28,6 +29,23 @@ void sleep_until(std::chrono::time_point<Clock, Duration> tp) {
 template <class Rep, class Period>
 void sleep_for(std::chrono::duration<Rep, Period> d) {
   sleep_until(detail::deadline_after(d));
+}
+
+// sleep_until(tp, stop) / sleep_for(d, stop) sleep like the forms above
+// but end early when a stop is requested on `stop` (std::stop_source::
+// request_stop, or fiber::request_stop, from any fiber or thread): true if
+// the time passed, false if the stop ended the sleep, never an exception
+// for it. A stop requested before the call returns false at once. Kills and
+// green::timeout scopes raise as above. Fiber or thread context (a plain
+// thread blocks, and a stop wakes it too).
+bool sleep_until(sched::time_point tp, const std::stop_token& stop);
+template <class Clock, class Duration>
+bool sleep_until(std::chrono::time_point<Clock, Duration> tp, const std::stop_token& stop) {
+  return sleep_until(detail::to_deadline(tp), stop);
+}
+template <class Rep, class Period>
+bool sleep_for(std::chrono::duration<Rep, Period> d, const std::stop_token& stop) {
+  return sleep_until(detail::deadline_after(d), stop);
 }
 
 // id() is the fiber's id (unique in the process, never 0); 0 on a plain thread.

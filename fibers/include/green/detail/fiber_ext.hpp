@@ -3,8 +3,9 @@
 // (sched::fiber_base::ext / ext_free).
 //
 // What lives here: the earliest active green::timeout deadline and the
-// innermost scope (timeout.hpp), the fiber_local slots (fiber_local.hpp),
-// and the patch library's count of pthread locks the fiber holds
+// innermost scope (timeout.hpp), the innermost stop_scope of a stop-aware
+// wait (stop.hpp), the fiber_local slots (fiber_local.hpp), and the patch
+// library's count of pthread locks the fiber holds
 // (fibers/patch/src/locks.cpp). None of it is the runtime's business, so the
 // control block carries one pointer for all of it.
 //
@@ -43,9 +44,12 @@ class timeout;
 
 namespace green::detail {
 
+class stop_scope;
+
 struct fiber_ext {
   sched::time_point scope_deadline = sched::no_deadline;  // earliest active green::timeout deadline
   timeout* innermost = nullptr;                           // innermost timeout scope (a list on the stack)
+  stop_scope* stop = nullptr;                             // innermost stop_scope (a list on the stack)
   std::vector<fls_slot> fls;                              // slot i belongs to fiber_local key i
   std::uint32_t thread_locks = 0;                         // pthread locks held (patch library)
 };

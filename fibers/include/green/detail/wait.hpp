@@ -96,7 +96,9 @@ std::size_t wake_all(sched::wait_queue& q, wake_reason r = wake_reason::notified
 // there: a wake from then on is not lost) and parks. On `notified` or `closed` w was chosen and unlinked by its waker
 // and lk is left unlocked. On any other reason it relocks lk and unlinks w,
 // and returns with lk locked, so the caller can repair its state under the
-// lock before deciding (timeout: a status; else raise_interrupt()).
+// lock before deciding (timeout: a status; else raise_interrupt(), which
+// raises nothing for `stopped`: a stop_scope's stop request, green/stop.hpp,
+// ends the park like a timeout).
 // Precondition: lk owns its lock. Fiber or thread context.
 wake_reason park_waiter(std::unique_lock<sched::spinlock>& lk, sched::wait_queue& q, sched::waiter& w, const char* what,
                         time_point deadline, void (*between)(void*) = nullptr, void* arg = nullptr);

@@ -18,6 +18,9 @@ enum class wake_reason : std::uint8_t {
   killed = 4,         // the fiber was killed
   deadlock = 5,       // the runtime found every fiber asleep (main fiber only)
   closed = 6,         // the fd the fiber waited on was closed
+  stopped = 7,        // a std::stop_token's stop request ended a stop-aware
+                      // wait (the public layer's green/stop.hpp; the
+                      // runtime never wakes with it)
 };
 
 }  // namespace green::sched
