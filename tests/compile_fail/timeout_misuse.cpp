@@ -18,7 +18,7 @@ void snippet(int ms) {
   (void)ms;
 #elif GREEN_CASE == 3  // the vexing parse declares a function t: -Wvexing-parse
   green::timeout t(std::chrono::milliseconds(ms));
-#else  // the control
+#else                  // the control
   green::timeout a{10ms};
   green::timeout b{std::chrono::milliseconds(ms)};
   green::timeout c(10ms);
