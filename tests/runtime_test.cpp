@@ -8,12 +8,16 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <exception>
 #include <fstream>
+#include <functional>
 #include <iterator>
+#include <mutex>
 #include <numeric>
 #include <set>
 #include <sstream>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -243,6 +247,178 @@ TEST_P(runtime_test, errno_survives_suspension_and_migration) {
       },
       cfg());
   EXPECT_EQ(errors.load(), 0);
+}
+
+// The C++ exception state (caught exceptions, std::uncaught_exceptions())
+// is per OS thread in the C++ runtime; these tests check that each fiber
+// keeps its own across switches and migration (switch-inl.hpp's header).
+
+// move_to_another_worker() returns once the calling fiber runs on another
+// worker than the one it ran on when called, or false after 1000 tries. A
+// spawned "pin" that lands on the caller's worker wakes the caller (so the
+// caller is queued there) and then spins without switching until the
+// caller has run, which another worker must do: the caller's wake queues it
+// on the pin's worker, and a busy worker's queue is stolen. A pin that lands
+// elsewhere wakes the caller onto its own worker, which moves it too, unless
+// the pin ran before the caller parked: then try again. One pin at a time
+// (callers hold `one_at_a_time`), so a worker is always left to steal.
+// Two workers or more; fiber context.
+bool move_to_another_worker(green::mutex& one_at_a_time) {
+  std::lock_guard lk(one_at_a_time);
+  const int from = green::sched::current_worker_index();
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    green::event woken;
+    std::atomic<bool> ran{false};
+    auto pin = green::spawn([&] {
+      const bool here = green::sched::current_worker_index() == from;
+      woken.set();
+      if (here)
+        while (!ran.load()) green::sched::cpu_pause();
+    });
+    woken.wait();
+    ran = true;
+    pin.join();
+    if (green::sched::current_worker_index() != from) return true;
+  }
+  return false;
+}
+
+TEST_P(runtime_test, rethrow_after_a_switch_inside_catch_on_another_worker) {
+  const bool migrate = GetParam() > 1;
+  const int n = 4 * static_cast<int>(GetParam()) + 4;
+  constexpr int rounds = 3;
+  std::atomic<int> wrong{0}, moved{0}, stuck{0};
+  green::run(
+      [&] {
+        green::mutex one_at_a_time;
+        std::vector<green::fiber<void>> fs;
+        for (int i = 0; i < n; ++i) {
+          fs.push_back(green::spawn([&, i] {
+            const std::string mine = "fiber " + std::to_string(i);
+            try {
+              try {
+                throw std::runtime_error(mine);
+              } catch (...) {
+                // Yields interleave the fibers' catch blocks on each worker;
+                // the moves make each rethrow on another thread than the catch.
+                for (int k = 0; k < rounds; ++k) {
+                  green::this_fiber::yield();
+                  if (migrate) ++(move_to_another_worker(one_at_a_time) ? moved : stuck);
+                  green::this_fiber::yield();
+                }
+                throw;
+              }
+            } catch (const std::runtime_error& e) {
+              if (e.what() != mine) ++wrong;
+            } catch (...) {
+              ++wrong;
+            }
+          }));
+        }
+        for (auto& f : fs) f.join();
+      },
+      cfg());
+  EXPECT_EQ(wrong.load(), 0) << "a rethrow raised another fiber's exception";
+  EXPECT_EQ(stuck.load(), 0) << "a fiber could not be moved to another worker";
+  EXPECT_EQ(moved.load(), migrate ? n * rounds : 0);
+}
+
+// counts_uncaught_across_a_switch records std::uncaught_exceptions() in its
+// destructor, which runs during unwinding, before and after a switch.
+struct counts_uncaught_across_a_switch {
+  std::function<void()> do_switch;
+  int& before;
+  int& after;
+  ~counts_uncaught_across_a_switch() {
+    before = std::uncaught_exceptions();
+    do_switch();
+    after = std::uncaught_exceptions();
+  }
+};
+
+TEST_P(runtime_test, uncaught_exceptions_is_per_fiber) {
+  const bool migrate = GetParam() > 1;
+  int before = -1, after = -1, seen_by_other = -1, after_catch = -1, main_after = -1;
+  bool moved = true;
+  green::run(
+      [&] {
+        green::mutex one_at_a_time;
+        std::atomic<bool> unwinding{false}, other_looked{false};
+        // The other fiber looks while `a` is inside its destructor: on one
+        // worker on the same thread, forced by the flags.
+        auto other = green::spawn([&] {
+          green::testing::yield_until([&] { return unwinding.load(); });
+          seen_by_other = std::uncaught_exceptions();
+          other_looked = true;
+        });
+        auto a = green::spawn([&] {
+          try {
+            counts_uncaught_across_a_switch c{[&] {
+                                                unwinding = true;
+                                                green::testing::yield_until([&] { return other_looked.load(); });
+                                                if (migrate) moved = move_to_another_worker(one_at_a_time);
+                                              },
+                                              before, after};
+            throw std::runtime_error("unwinding");
+          } catch (const std::runtime_error&) {
+            after_catch = std::uncaught_exceptions();
+          }
+        });
+        a.join();
+        other.join();
+        main_after = std::uncaught_exceptions();
+      },
+      cfg());
+  EXPECT_TRUE(moved) << "the unwinding fiber could not be moved to another worker";
+  EXPECT_EQ(before, 1);
+  EXPECT_EQ(after, 1);
+  EXPECT_EQ(seen_by_other, 0);
+  EXPECT_EQ(after_catch, 0);
+  EXPECT_EQ(main_after, 0);
+}
+
+// One worker by design: the two catch blocks interleave on one thread.
+TEST(runtime, two_fibers_in_catch_on_one_worker_keep_their_own_exception) {
+  std::atomic<int> wrong{0};
+  std::string got[2];
+  green::run(
+      [&] {
+        std::atomic<int> in_catch{0};
+        std::vector<green::fiber<void>> fs;
+        for (int i = 0; i < 2; ++i) {
+          fs.push_back(green::spawn([&, i] {
+            try {
+              try {
+                throw std::runtime_error("fiber " + std::to_string(i));
+              } catch (...) {
+                const std::exception_ptr mine = std::current_exception();
+                ++in_catch;
+                // Both are inside their catch blocks before either goes on.
+                green::testing::yield_until([&] { return in_catch.load() == 2; });
+                for (int k = 0; k < 4; ++k) {
+                  green::this_fiber::yield();
+                  if (std::current_exception() != mine) ++wrong;
+                  // A nested catch on top of ours, across a switch too.
+                  try {
+                    throw k;
+                  } catch (int) {
+                    green::this_fiber::yield();
+                  }
+                  if (std::current_exception() != mine) ++wrong;
+                }
+                throw;
+              }
+            } catch (const std::runtime_error& e) {
+              got[i] = e.what();
+            }
+          }));
+        }
+        for (auto& f : fs) f.join();
+      },
+      green::testing::test_config(1));
+  EXPECT_EQ(wrong.load(), 0) << "std::current_exception() was the other fiber's";
+  EXPECT_EQ(got[0], "fiber 0");
+  EXPECT_EQ(got[1], "fiber 1");
 }
 
 TEST_P(runtime_test, idle_workers_steal_spawned_fibers) {

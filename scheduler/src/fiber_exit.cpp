@@ -9,6 +9,10 @@
 // the worker's `pending` action and run by whoever lands next
 // (after_switch()).
 //
+// Thread state. A fiber carries its errno and C++ exception state
+// (caught exceptions, std::uncaught_exceptions()) across switches:
+// switch-inl.hpp's header.
+//
 // Exit. A fiber's function returns into fiber_entry(), which runs the
 // fiber-local destructors, publishes done (waking joiners), reports an
 // exception of a detached fiber, and switches away with after::exit; the
@@ -76,9 +80,13 @@ void worker::fiber_entry(context*, void*) {
   now->after_switch();
   fiber_base* f = now->current;
   *now->errno_addr = 0;
+  *now->eh_addr = eh_globals{};  // the last fiber's exceptions are saved in it, not ours
   f->invoke();
   if (publish_done(f)) get_unhandled_handler()(*f, f->error_);
   worker* w = this_worker();
+  // invoke() catches everything, so no catch block or unwinding is open here.
+  GREEN_DCHECK(w->eh_addr->caught == nullptr && w->eh_addr->uncaught == 0,
+               "exception state: a fiber exits with an exception caught or in flight");
   GREEN_DCHECK(f->state_.load(std::memory_order_relaxed) == fiber_state::running,
                "bad fiber state: exit of a fiber not running");
   f->state_.store(fiber_state::done, std::memory_order_relaxed);

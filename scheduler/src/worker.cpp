@@ -50,6 +50,9 @@
 
 #include <cerrno>
 #include <cstdio>
+#if __has_include(<cxxabi.h>)
+#include <cxxabi.h>
+#endif
 
 #include "futex.hpp"
 #include "io_internal.hpp"
@@ -57,10 +60,25 @@
 
 namespace green::sched {
 
+// thread_eh_globals() is the calling thread's C++ exception state, or `w`'s
+// stand-in where the C++ runtime gives none: an ABI without cxxabi.h, or
+// ARM EHABI, whose eh globals carry a third field (propagating exceptions)
+// eh_globals does not mirror. The worker's own thread only.
+static eh_globals* thread_eh_globals([[maybe_unused]] worker& w) noexcept {
+#if __has_include(<cxxabi.h>) && !defined(__arm__)
+  // The Itanium ABI's __cxa_eh_globals is incomplete in <cxxabi.h>; its
+  // first two fields are eh_globals' (worker.hpp).
+  return reinterpret_cast<eh_globals*>(abi::__cxa_get_globals());
+#else
+  return &w.eh_none;
+#endif
+}
+
 // A worker's own thread: its body. Started by lifecycle (and the monitor, for spares).
 void scheduler::impl::worker_main(worker& w) noexcept {
   set_this_worker(&w);
   w.errno_addr = &errno;
+  w.eh_addr = thread_eh_globals(w);
   w.tid.store(static_cast<pid_t>(::syscall(SYS_gettid)), std::memory_order_release);
   char name[16];
   std::snprintf(name, sizeof name, "%.9s-w%u", self->cfg_.name.c_str(), w.index);
@@ -139,6 +157,9 @@ void scheduler::impl::run_fiber(worker& w, fiber_base* f) noexcept {
   f->last_worker_.store(w.index, std::memory_order_relaxed);
   w.count_switch();
   w.sched_ctx.switch_to(fiber_parts::ctx(f), nullptr);
+  // The fiber that switched here saved its exceptions; the worker loop runs
+  // outside any catch, with none (its own code's try/catch stays balanced).
+  *w.eh_addr = eh_globals{};
   w.after_switch();
 }
 

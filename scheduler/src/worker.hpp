@@ -14,6 +14,10 @@
 // thread's worker is read only through this_worker(), an out-of-line call
 // with a compiler barrier: inlined, the compiler could keep a TLS address
 // computed before a switch.
+// The thread state a fiber carries with it (errno and the C++ runtime's
+// exception-handling globals) is saved into the fiber at each switch away
+// and written back when it resumes, through addresses cached here per
+// worker thread (switch-inl.hpp).
 #pragma once
 
 #include <sys/types.h>
@@ -40,6 +44,18 @@
 #define GREEN_HOT inline __attribute__((always_inline))
 
 namespace green::sched {
+
+// eh_globals mirrors the C++ runtime's per-thread exception-handling state,
+// Itanium C++ ABI 2.2.2 "__cxa_eh_globals": the stack of caught exceptions
+// (the innermost catch first, what `throw;` and std::current_exception()
+// use) and the count of exceptions thrown and not yet caught
+// (std::uncaught_exceptions()). libstdc++, libc++abi and libcxxrt all start
+// the struct with these two fields (libstdc++ adds an ARM-EHABI-only field
+// after them), and __cxa_get_globals() returns a fixed address per thread.
+struct eh_globals {
+  void* caught = nullptr;
+  unsigned int uncaught = 0;
+};
 
 // this_worker() is the calling thread's worker, or null. Any thread.
 worker* this_worker() noexcept;
@@ -114,6 +130,8 @@ struct alignas(64) worker {
   std::atomic<std::uint32_t> dormant{0};      // spare workers: 1 while retired (futex word)
   clockid_t cpu_clock{};                      // the thread's CPU-time clock; set by its creator, read by the monitor
   int* errno_addr = nullptr;                  // the thread's errno (saved and restored per fiber across switches)
+  eh_globals* eh_addr = nullptr;  // the thread's C++ exception state (saved and restored like errno); never null
+  eh_globals eh_none;             // what eh_addr points to where the C++ runtime gives no eh globals
 
   // count_switch(): owner only, so a plain load+store (no locked RMW on the switch path).
   void count_switch() noexcept {
@@ -127,6 +145,8 @@ struct alignas(64) worker {
                                 void* arg) noexcept;
   static void fiber_entry(context* from, void* arg);
   static void check_stack(fiber_base* f) noexcept;
+  static void save_thread_state(worker* w, fiber_base* f) noexcept;
+  static void restore_thread_state(worker* w, fiber_base* f) noexcept;
   static const char* stack_lo(const fiber_base* f) noexcept { return fiber_parts::stk(f).lo; }
   bool start(fiber_base* f) noexcept { return fiber_parts::stk(f) ? true : start_new(f); }
   bool start_new(fiber_base* f) noexcept;

@@ -280,18 +280,22 @@ class fiber_base {
   parker parker_;
   // Hot fields of the switch path sit in bytes 0-255 (four lines, which
   // worker::prefetch_next() fetches ahead): the context and stack bounds,
-  // the park word, state, wait reason, kill flag, errno and
-  // last worker. Colder ones (timer node, run-queue and registry links)
-  // follow.
+  // the park word, state, wait reason, kill flag, last worker, and the
+  // thread state saved across switches. Colder ones (timer node, run-queue
+  // and registry links) follow.
   std::atomic<fiber_state> state_{fiber_state::created};
   std::atomic<const char*> wait_what_{nullptr};
   std::atomic<bool> kill_requested_{false};
   std::atomic<bool> done_{false};
   bool detached_ = false;  // guarded by done_mu_
   spinlock done_mu_;
-  wait_queue joiners_;  // guarded by done_mu_
-  int saved_errno_ = 0;
   std::atomic<unsigned> last_worker_{~0u};  // worker it last ran on (dumps); relaxed
+  wait_queue joiners_;                      // guarded by done_mu_
+  // While switched away: its errno and its C++ exception state (caught
+  // exceptions, uncaught count: worker.hpp's eh_globals). Own fiber only.
+  int saved_errno_ = 0;
+  unsigned saved_uncaught_ = 0;
+  void* saved_caught_ = nullptr;
   // park deadline: a timer node (scheduler/src/timer.hpp), opaque like machine_
   static constexpr std::size_t park_timer_bytes = 40;
   alignas(8) unsigned char park_timer_[park_timer_bytes];
