@@ -6,11 +6,13 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
 #include <mutex>
 #include <set>
 #include <sstream>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -124,6 +126,33 @@ class env_var {
   std::string old_;
 };
 
+// test_pipe owns a pipe's two ends and closes them on every way out of the
+// test (an ASSERT returns early). Blocking unless `flags` says otherwise: an
+// unpatched read of it holds its worker. Whoever waited on the read end with
+// green::sched::wait_fd must call notify_close() first.
+struct test_pipe {
+  int r = -1;
+  int w = -1;
+  explicit test_pipe(int flags = 0) {
+    int p[2];
+    if (::pipe2(p, flags | O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), "pipe2");
+    r = p[0];
+    w = p[1];
+  }
+  ~test_pipe() {
+    ::close(r);
+    ::close(w);
+  }
+  test_pipe(const test_pipe&) = delete;
+  test_pipe& operator=(const test_pipe&) = delete;
+  // put() writes one byte; read_byte() reads one, or returns '?'.
+  bool put(char c) const { return ::write(w, &c, 1) == 1; }
+  char read_byte() const {
+    char c = 0;
+    return ::read(r, &c, 1) == 1 ? c : '?';
+  }
+};
+
 std::size_t count(const std::string& text, const std::string& what) {
   std::size_t n = 0;
   for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
@@ -145,13 +174,11 @@ TEST_P(monitor_test, a_blocking_call_does_not_stop_the_other_fibers) {
   report_log log;
   green::runtime rt(monitor_config(GetParam(), green::monitor_report::blocking, log));
   rt.run([&] {
-    int p[2];
-    ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);  // blocking: the read holds its worker
+    test_pipe p;  // blocking: the read holds its worker
     std::atomic<bool> started{false};
     auto blocker = green::spawn(green::spawn_options{"sleeper"}, [&] {
       started = true;
-      char c = 0;
-      return ::read(p[0], &c, 1) == 1 ? c : '?';
+      return p.read_byte();
     });
     // On one worker this hands the worker to the blocker; only the monitor
     // (which starts a spare worker) brings us back.
@@ -167,11 +194,8 @@ TEST_P(monitor_test, a_blocking_call_does_not_stop_the_other_fibers) {
     for (auto& f : fs) f.join();
     EXPECT_EQ(finished.load(), n);
     wait_for_stuck_report(rt, 1);  // still blocked: only our write ends the read
-    char c = 'b';
-    ASSERT_EQ(::write(p[1], &c, 1), 1);
+    ASSERT_TRUE(p.put('b'));
     EXPECT_EQ(blocker.join(), 'b');
-    ::close(p[0]);
-    ::close(p[1]);
   });
   auto lines = log.take();
   ASSERT_EQ(lines.size(), 1u);  // reported once, by name, with its spawner
@@ -208,12 +232,11 @@ TEST_P(monitor_test, io_is_polled_while_every_worker_is_busy) {
   green::runtime rt(green::testing::test_config(GetParam()));
   ::testing::internal::CaptureStderr();
   rt.run([&] {
-    int p[2];
-    ASSERT_EQ(::pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+    test_pipe p(O_NONBLOCK);
     std::atomic<bool> flag{false};
     auto reader = green::spawn([&] {
       char c = 0;
-      while (::read(p[0], &c, 1) != 1) green::sched::wait_fd(p[0], green::sched::io_dir::read);
+      while (::read(p.r, &c, 1) != 1) green::sched::wait_fd(p.r, green::sched::io_dir::read);
       flag = true;
       return c;
     });
@@ -225,15 +248,12 @@ TEST_P(monitor_test, io_is_polled_while_every_worker_is_busy) {
     auto spinners = spawn_spinners(GetParam(), flag, spinning);
     green::testing::side_thread writer([&] {
       while (spinning.load() < GetParam()) std::this_thread::yield();
-      char c = 'r';
-      EXPECT_EQ(::write(p[1], &c, 1), 1);
+      EXPECT_TRUE(p.put('r'));
     });
     for (auto& s : spinners) s.join();
     EXPECT_EQ(reader.join(), 'r');
     writer.join();
-    green::sched::notify_close(p[0]);
-    ::close(p[0]);
-    ::close(p[1]);
+    green::sched::notify_close(p.r);
   });
   (void)::testing::internal::GetCapturedStderr();
 }
@@ -261,25 +281,21 @@ TEST_P(monitor_test, a_blocking_call_is_reported_once_per_site_by_name) {
   report_log log;
   green::runtime rt(monitor_config(GetParam(), green::monitor_report::blocking, log));
   rt.run([&] {
-    int p[2];
-    ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);  // blocking: each read holds its worker
+    test_pipe p;  // blocking: each read holds its worker
     auto blocker = green::spawn(green::spawn_options{"blocker"}, [&] {
       int got = 0;
       for (int i = 0; i < 3; ++i) {
         char c = 0;
-        got += static_cast<int>(::read(p[0], &c, 1));
+        got += static_cast<int>(::read(p.r, &c, 1));
         green::this_fiber::yield();
       }
       return got;
     });
     for (std::uint64_t i = 1; i <= 3; ++i) {
       wait_for_rescues(rt, i);
-      char c = 'x';
-      ASSERT_EQ(::write(p[1], &c, 1), 1);
+      ASSERT_TRUE(p.put('x'));
     }
     EXPECT_EQ(blocker.join(), 3);
-    ::close(p[0]);
-    ::close(p[1]);
   });
   auto lines = log.take();
   ASSERT_EQ(lines.size(), 1u);
@@ -331,19 +347,15 @@ TEST_P(monitor_test, off_reports_nothing_but_still_rescues) {
   rt.run([&] {
     compute_on_every_worker(GetParam());
     // Then a blocking read, ended once the monitor found it held.
-    int p[2];
-    ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+    test_pipe p;
     const std::uint64_t before = rt.stats().rescues;
     auto blocker = green::spawn([&] {
       char c = 0;
-      return ::read(p[0], &c, 1);
+      return ::read(p.r, &c, 1);
     });
     wait_for_rescues(rt, before + 1);
-    char c = 'x';
-    ASSERT_EQ(::write(p[1], &c, 1), 1);
+    ASSERT_TRUE(p.put('x'));
     EXPECT_EQ(blocker.join(), 1);
-    ::close(p[0]);
-    ::close(p[1]);
   });
   std::string err = ::testing::internal::GetCapturedStderr();
   EXPECT_TRUE(log.take().empty());
@@ -365,18 +377,16 @@ TEST_P(monitor_test, no_spare_workers_means_exactly_n_threads_run_fibers) {
   const int n = 20;
   std::vector<std::thread::id> ran(2 * n + 2);
   rt.run([&] {
-    int p[2];
-    ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+    test_pipe p;
     ran[0] = std::this_thread::get_id();
     green::testing::side_thread writer([&] {
       wait_for_rescues(rt, 1);
-      char c = 'x';
-      EXPECT_EQ(::write(p[1], &c, 1), 1);
+      EXPECT_TRUE(p.put('x'));
     });
     auto blocker = green::spawn([&] {
       ran[1] = std::this_thread::get_id();
       char c = 0;
-      return ::read(p[0], &c, 1);
+      return ::read(p.r, &c, 1);
     });
     std::vector<green::fiber<void>> fs;
     for (int i = 0; i < n; ++i)
@@ -388,8 +398,6 @@ TEST_P(monitor_test, no_spare_workers_means_exactly_n_threads_run_fibers) {
     for (auto& f : fs) f.join();
     EXPECT_EQ(blocker.join(), 1);
     writer.join();
-    ::close(p[0]);
-    ::close(p[1]);
   });
   std::set<std::thread::id> threads(ran.begin(), ran.end());
   EXPECT_EQ(threads.count(std::thread::id{}), 0u);  // every slot was written
@@ -413,26 +421,20 @@ TEST_P(monitor_test, a_sleeper_whose_worker_is_held_still_wakes) {
   report_log log;
   green::runtime rt(monitor_config(GetParam(), green::monitor_report::off, log));
   rt.run([&] {
-    int p[2];
-    ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);  // blocking: the read holds its worker
+    test_pipe p;  // blocking: the read holds its worker
     std::atomic<bool> sleeping{false};
     auto sleeper = green::spawn([&] {
       sleeping = true;
       green::this_fiber::sleep_for(20ms);  // parks with its timer on this worker
       char c = 's';
-      return ::write(p[1], &c, 1);
+      return ::write(p.w, &c, 1);
     });
     while (!sleeping) green::this_fiber::yield();
     // Spawned after the sleeper parked; on one worker it runs on the same
     // thread, holding it in the read until the sleeper writes.
-    auto reader = green::spawn([&] {
-      char c = 0;
-      return ::read(p[0], &c, 1) == 1 ? c : '?';
-    });
+    auto reader = green::spawn([&] { return p.read_byte(); });
     EXPECT_EQ(reader.join(), 's');
     EXPECT_EQ(sleeper.join(), 1);
-    ::close(p[0]);
-    ::close(p[1]);
   });
   EXPECT_TRUE(log.take().empty());
 }
