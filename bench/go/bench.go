@@ -8,8 +8,9 @@
 //	go_bench parked [-n 1000000]          n goroutines blocked on a channel; RSS growth per goroutine
 //	go_bench mutex [-hogs 2]              4 goroutines x 250,000 sync.Mutex lock/unlock around a counter,
 //	                                      with `hogs` busy-looping processes beside (started and killed here)
-//	go_bench skynet [-reps 3]             skynet 1M through channels, GOMAXPROCS 2
-//	go_bench pingpong [-reps 3]           unbuffered channel round trips between two goroutines, GOMAXPROCS 1 and 2
+//	go_bench skynet [-reps 3] [-untimed 1]    skynet 1M through channels, GOMAXPROCS 2
+//	go_bench pingpong [-reps 3] [-untimed 1]  unbuffered channel round trips between two goroutines,
+//	                                          GOMAXPROCS 1 and 2
 //
 // Each result is one JSON line in bench/compare's LINES format: workload,
 // impl, metric, value, unit, lower_better, group. Cold numbers need a fresh
@@ -289,7 +290,8 @@ func main() {
 	warm := fs.Bool("warm", false, "fanout: run one untimed batch first")
 	ms := fs.Int("ms", 100, "sleep: milliseconds each goroutine sleeps")
 	hogs := fs.Int("hogs", 2, "mutex: busy-looping processes beside")
-	reps := fs.Int("reps", 3, "skynet, pingpong: timed repetitions after one untimed")
+	reps := fs.Int("reps", 3, "skynet, pingpong: timed repetitions")
+	untimed := fs.Int("untimed", 1, "skynet, pingpong: untimed repetitions first")
 	if err := fs.Parse(os.Args[2:]); err != nil {
 		fail("%v", err)
 	}
@@ -332,7 +334,9 @@ func main() {
 		emit(name, "", v, "ns per lock")
 	case "skynet":
 		runtime.GOMAXPROCS(2)
-		runSkynet()
+		for i := 0; i < *untimed; i++ {
+			runSkynet()
+		}
 		for i := 0; i < *reps; i++ {
 			d := runSkynet()
 			emitImpl("skynet 1M", impl(), "", float64(d.Nanoseconds())/skynetSpawns, "ns per fiber")
@@ -340,7 +344,9 @@ func main() {
 	case "pingpong":
 		for _, p := range []int{1, 2} {
 			runtime.GOMAXPROCS(p)
-			pingpong()
+			for i := 0; i < *untimed; i++ {
+				pingpong()
+			}
 			for i := 0; i < *reps; i++ {
 				emitImpl("unbuffered ping-pong", impl(), "", pingpong(), "ns per round trip")
 			}
