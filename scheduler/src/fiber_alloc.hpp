@@ -6,9 +6,10 @@
 
 namespace green::sched::fiber_alloc {
 
-// Blocks are multiples of `granule` bytes, aligned to it; sizes above
-// `max_block` go to ::operator new.
-inline constexpr std::size_t granule = 64;
+// Blocks are multiples of `granule` bytes (at least `min_block`), aligned
+// to it like malloc's; sizes above `max_block` go to ::operator new.
+inline constexpr std::size_t granule = 16;
+inline constexpr std::size_t min_block = 32;
 inline constexpr std::size_t max_block = 1024;
 
 // allocate() returns a block of at least `size` bytes, aligned to `granule`
