@@ -18,6 +18,7 @@
 #include <functional>
 #include <iosfwd>
 #include <memory>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -192,6 +193,15 @@ class fiber_base {
   fiber_base() noexcept;
   fiber_base(const fiber_base&) = delete;
   fiber_base& operator=(const fiber_base&) = delete;
+
+  // Control blocks come from the runtime's block allocator (size classes,
+  // per-thread caches, memory mapped in batches: scheduler/src/fiber_alloc.cpp),
+  // not from malloc, whose worker-thread arenas grow a page per fault. Any
+  // thread may free a block. Throw std::bad_alloc.
+  static void* operator new(std::size_t size);
+  static void* operator new(std::size_t size, std::align_val_t al);
+  static void operator delete(void* p, std::size_t size) noexcept;
+  static void operator delete(void* p, std::size_t size, std::align_val_t al) noexcept;
 
   void add_ref() noexcept {
     refs_.fetch_add(1, std::memory_order_relaxed);
