@@ -293,7 +293,7 @@ std::size_t cached_here(std::size_t size) noexcept {
 namespace green::sched {
 
 // fiber_base's class-level allocation (scheduler.hpp). The aligned forms
-// use the pool only when its 64-byte alignment suffices.
+// use the pool only when its 16-byte granule alignment suffices.
 void* fiber_base::operator new(std::size_t size) { return fiber_alloc::allocate(size); }
 void* fiber_base::operator new(std::size_t size, std::align_val_t al) {
   if (fiber_alloc::active() && size <= fiber_alloc::max_block && static_cast<std::size_t>(al) <= fiber_alloc::granule)
