@@ -466,7 +466,7 @@ TEST_P(runtime_test, idle_worker_sees_a_local_push_it_raced_with) {
   c.monitor_limit = 0ms;  // the monitor would hand the fiber on and hide a lost wake
   c.shuffle = true;
   green::runtime rt(c);
-  const int rounds = green::testing::scaled(40000);
+  const int rounds = green::testing::scaled(10000);
   std::atomic<int> ran{-1};
   rt.run([&] {
     for (int r = 0; r < rounds; ++r) {

@@ -31,7 +31,7 @@
 //   pair  side A (store ; load)                  side B (store ; load)
 //   W1    producer: push work ; fence ;          going idle (enter_idle):
 //         load npidle (wakep-inl.hpp; every      npidle++ ; nmspinning-- ; fence ;
-//         path but a 1-worker runtime's)       load every queue and gsize
+//         path, local pushes too)                load every queue and gsize
 //   W2    last spinner (found): nmspinning-- ;   going idle: npidle++ (W1's store)
 //         load npidle (its wakep())
 //   W3    notify(): token = 1 ;                  sleep(): sleep_mode = 1|2 ;

@@ -17,16 +17,13 @@ namespace green::sched {
 // never switches (it spins until another worker runs something) and the
 // monitor is off, nobody ever runs the work: a hang
 // (idle_worker_sees_a_local_push_it_raced_with, runtime_test). The fence
-// (a `lock or` on x86, ~8 ns measured here) is skipped only where nobody
-// can be idle: a local push while ours is the only active worker (a
-// one-worker runtime; we are busy, so not idle). A spare the monitor starts
-// meanwhile may miss that push, but spares run only with the monitor on,
-// and it hands the work on. Cost: docs/scheduler.md, "Idle workers".
+// is a `lock or` on x86, ~8 ns measured here (docs/scheduler.md, "Idle
+// workers"). Not skipped even with one active worker: that worker may be
+// the caller itself, idle-listed, waking fibers from its idle path (the
+// deadlock check's unwinding), and then it must wake its own sleep.
+// `local` no longer changes what wakep() does; callers still say it.
 // Any thread.
-GREEN_HOT void scheduler::impl::wakep(bool local) noexcept {
-  // relaxed: nactive grows past 1 only when the monitor starts a spare,
-  // and a stale read then is covered by the monitor (above).
-  if (local && nactive.load(std::memory_order_relaxed) == 1) return;
+GREEN_HOT void scheduler::impl::wakep([[maybe_unused]] bool local) noexcept {
   // seq_cst fence [pair W1 in idle.cpp]: orders the push that precedes with
   // the npidle load below, against the idle side's npidle++ / nmspinning--,
   // fence, then re-check of every queue in enter_idle() (Dekker).
