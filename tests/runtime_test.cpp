@@ -449,6 +449,37 @@ TEST_P(runtime_test, idle_workers_steal_spawned_fibers) {
   EXPECT_GT(green::testing::scheduler(rt).get_stats().steals, 0u);
 }
 
+// Issue 15's hang (idle_workers_steal_spawned_fibers/workers_2, once under
+// ASan): a spawn's push to the spawner's own queue raced with the other
+// worker going idle, and wakep() had no fence between that push and its
+// load of npidle for local pushes. Each side could miss the other; the idle
+// worker slept while the spawner's fiber spun without switching, and with
+// the monitor off nobody ran the spawned fiber. Each round here spawns one
+// fiber and spins, never switching, until it ran elsewhere; the spawns land
+// at varying moments of the other worker's way to sleep (it has just run
+// the previous round's fiber). Shuffle demotes half of the LIFO pushes to
+// the ring's tail, a plain store (the reorderable case on x86). A race lost
+// hangs; the watchdog turns that into a failure.
+TEST_P(runtime_test, idle_worker_sees_a_local_push_it_raced_with) {
+  if (GetParam() < 2) GTEST_SKIP() << "needs a second worker to go idle";
+  auto c = cfg();
+  c.monitor_limit = 0ms;  // the monitor would hand the fiber on and hide a lost wake
+  c.shuffle = true;
+  green::runtime rt(c);
+  const int rounds = green::testing::scaled(10000);
+  std::atomic<int> ran{-1};
+  rt.run([&] {
+    for (int r = 0; r < rounds; ++r) {
+      green::spawn([&ran, r] { ran.store(r, std::memory_order_release); }).detach();
+      while (ran.load(std::memory_order_acquire) != r) green::sched::cpu_pause();
+      // 0..96 pauses (up to ~2 us): the next push meets the other worker
+      // anywhere from its steal rounds to its sleep.
+      for (int i = 0; i < (r * 7) % 97; ++i) green::sched::cpu_pause();
+    }
+  });
+  EXPECT_EQ(ran.load(), rounds - 1);
+}
+
 TEST_P(runtime_test, park_wake_races_from_os_threads_lose_nothing) {
   constexpr int fibers = 16;
   const int rounds = green::testing::sanitized ? 300 : 2000;

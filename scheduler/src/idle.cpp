@@ -7,10 +7,19 @@
 // the reactor, until its next timer (enter_idle(), sleep()). Whoever makes
 // work runnable calls wakep(): if nobody spins and somebody sleeps, it wakes
 // one sleeper as a spinner (wake_idle(), notify()). A spinner that finds
-// work and was the last one wakes another (found()). So no work waits while
-// a worker sleeps, and a burst of wakes does not stampede every worker. The
-// monitor sleeps too when every worker is idle; the first worker to leave
-// idle wakes it (leave_idle(), wake_monitor()).
+// work and was the last one wakes another (found()). Before it goes idle, a
+// spinner lingers up to 20 us while another worker runs (linger(),
+// worker.cpp): a fan-out's spawns then find it searching, and wake nobody.
+// So work made runnable while others sleep is found by a spinner or wakes a
+// sleeper, without the monitor's help: every wakep() fences (W1; until
+// issue 16 a local push did not, and a missed push waited for its own
+// worker's next switch, forever if that worker's fiber spun and the monitor
+// was off). Not covered: yield() requeues without a wakep() (Go's Gosched
+// neither), so a yielded fiber may wait behind a fiber that never switches
+// while a neighbour sleeps; the monitor hands such a queue on. A burst of
+// wakes does not stampede every worker. The monitor sleeps too when every
+// worker is idle; the first worker to leave idle wakes it (leave_idle(),
+// wake_monitor()).
 //
 // Invariants (idle_mu): `idle` holds exactly the workers with idle_listed;
 // npidle == idle.size() whenever idle_mu is free; a worker is in `idle` at
@@ -21,8 +30,8 @@
 // side sees the other:
 //   pair  side A (store ; load)                  side B (store ; load)
 //   W1    producer: push work ; fence ;          going idle (enter_idle):
-//         load npidle (wakep-inl.hpp)            npidle++ ; nmspinning-- ; fence ;
-//                                                load every queue and gsize
+//         load npidle (wakep-inl.hpp; every      npidle++ ; nmspinning-- ; fence ;
+//         path, local pushes too)                load every queue and gsize
 //   W2    last spinner (found): nmspinning-- ;   going idle: npidle++ (W1's store)
 //         load npidle (its wakep())
 //   W3    notify(): token = 1 ;                  sleep(): sleep_mode = 1|2 ;

@@ -118,6 +118,7 @@ struct scheduler::impl {
   // worker.cpp
   void worker_main(worker& w) noexcept;
   fiber_base* find_runnable(worker& w) noexcept;
+  fiber_base* linger(worker& w, std::size_t n) noexcept;
   void run_fiber(worker& w, fiber_base* f) noexcept;
   void retire(worker& w) noexcept;
   // fiber_exit.cpp

@@ -8,17 +8,26 @@
 namespace green::sched {
 
 // wakep(local): `local` says the work just made runnable sits in the calling
-// worker's own queue. Then no fence: if the loads below are reordered before
-// that push and an idle worker misses it in its re-check, the work is still
-// run, by us, as soon as we switch (only parallelism is lost, briefly; Go's
-// wakep() makes the same trade with plain loads). Work put where no running
-// worker will look (the global queue from outside) needs the fence.
+// worker's own queue. Both paths fence: a worker going idle re-checks every
+// queue after its npidle++ (W1), and without our fence the load of npidle
+// below may run before the push is visible (x86's store buffer lets a plain
+// store pass a later load). Then the idle worker misses the push, we miss
+// its npidle++, it sleeps, and the work waits until we switch. That used to
+// be called harmless ("only parallelism is lost"), but if the fiber we run
+// never switches (it spins until another worker runs something) and the
+// monitor is off, nobody ever runs the work: a hang
+// (idle_worker_sees_a_local_push_it_raced_with, runtime_test). The fence
+// is a `lock or` on x86, ~8 ns measured here (docs/scheduler.md, "Idle
+// workers"). Not skipped even with one active worker: that worker may be
+// the caller itself, idle-listed, waking fibers from its idle path (the
+// deadlock check's unwinding), and then it must wake its own sleep.
+// `local` no longer changes what wakep() does; callers still say it.
 // Any thread.
-GREEN_HOT void scheduler::impl::wakep(bool local) noexcept {
+GREEN_HOT void scheduler::impl::wakep([[maybe_unused]] bool local) noexcept {
   // seq_cst fence [pair W1 in idle.cpp]: orders the push that precedes with
   // the npidle load below, against the idle side's npidle++ / nmspinning--,
   // fence, then re-check of every queue in enter_idle() (Dekker).
-  if (!local) std::atomic_thread_fence(std::memory_order_seq_cst);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   // seq_cst: the load side of pair W1 (with the fence above).
   if (npidle.load(std::memory_order_seq_cst) == 0) {
     // Nobody sleeps. The thread that called us may be outside the runtime with
