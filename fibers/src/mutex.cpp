@@ -39,7 +39,13 @@
 // on this machine (AMD EPYC; Intel Skylake+ is ~40 ns), about the cost of
 // the park/wake it replaces; past that the holder is probably parked inside
 // its critical section and spinning only burns the core. A fiber on a
-// one-worker runtime never spins: the holder cannot run meanwhile. A spinner
+// one-worker runtime never spins: the holder cannot run meanwhile. Nor does
+// one whose worker has other fibers queued (Go's canSpin checks its P's run
+// queue the same way): parking runs them, and the lock's users gather on
+// fewer workers instead of bouncing its line between cores. Measured
+// (issue 16, interleaved, 5 rounds, sync_bench BM_mutex_contended/green/
+// workers:2): 65-85 -> 35-37 ns per lock; with two CPU hogs beside (cold_bench
+// mutex green): median 65 -> 40 ns. A spinner
 // sets `woken` (Go's mutexWoken) so that unlock() wakes no parked waiter
 // while someone is about to take the lock anyway: without it, sync_bench's
 // 4 fibers x 2 workers parked ~57k times per 1M locks and each wake of an
@@ -78,7 +84,10 @@ bool can_spin() noexcept {
   static const bool multicore = std::thread::hardware_concurrency() > 1;
   if (!multicore) return false;
   sched::scheduler* s = sched::current_scheduler();
-  return s == nullptr || s->worker_count() > 1;
+  if (s == nullptr) return true;
+  // Not while fibers wait behind us on this worker (Go's canSpin): parking
+  // runs them, and the holder's unlock wakes us onto its own worker.
+  return s->worker_count() > 1 && !sched::local_work_queued();
 }
 
 std::string describe_owner(std::uint64_t id) {

@@ -40,6 +40,13 @@ scheduler* current_scheduler() noexcept {
   worker* w = this_worker();
   return w ? w->s : nullptr;
 }
+bool local_work_queued() noexcept {
+  worker* w = this_worker();
+  if (w == nullptr) return false;
+  // relaxed: a hint; a stale answer only spins or parks once more or less
+  return w->runnext.load(std::memory_order_relaxed) != nullptr ||
+         w->tail.load(std::memory_order_relaxed) != w->head.load(std::memory_order_relaxed);
+}
 int current_worker_index() noexcept {
   worker* w = this_worker();
   return w ? static_cast<int>(w->index) : -1;

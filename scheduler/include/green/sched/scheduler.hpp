@@ -340,6 +340,12 @@ class fiber_base {
 fiber_base* current_fiber() noexcept;
 // current_scheduler() is the runtime of the calling worker thread, or null.
 scheduler* current_scheduler() noexcept;
+// local_work_queued() says whether the calling worker has other fibers
+// queued to run (its ring or its LIFO slot); false on a plain thread. A
+// hint, for spin-or-park decisions (Go's canSpin: a waiter that spins while
+// runnable fibers wait behind it on its own worker only delays them).
+// Any thread.
+bool local_work_queued() noexcept;
 // current_worker_index() is the calling worker's index, or -1. For tests.
 int current_worker_index() noexcept;
 
