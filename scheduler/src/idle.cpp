@@ -173,7 +173,7 @@ fiber_base* scheduler::impl::found(worker& w, fiber_base* f) noexcept {
   if (w.spinning) {
     w.spinning = false;
     // The last spinner to find work starts another: more may be waiting.
-    // seq_cst: W2, side A's store; wakep() (not local) fences and loads npidle
+    // seq_cst: W2, side A's store; wakep() fences and loads npidle
     if (nmspinning.fetch_sub(1, std::memory_order_seq_cst) == 1) wakep();
   }
   return f;

@@ -224,7 +224,7 @@ void scheduler::spawn(fiber_base* f, std::size_t stack_size) {
   f->state_.store(fiber_state::runnable, std::memory_order_relaxed);
   if (local) {
     w->push(f, true);
-    m.wakep(true);
+    m.wakep();
   } else {
     // From outside with every worker busy and none idle, the global queue is
     // still polled every 61 ticks; if all sleep, wakep() woke one.

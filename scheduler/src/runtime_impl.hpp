@@ -107,7 +107,7 @@ struct scheduler::impl {
   void make_runnable(fiber_base* f, bool lifo = true) noexcept;
   void push_from_outside(fiber_base* f) noexcept;
   // wakep-inl.hpp, idle.cpp
-  void wakep(bool local = false) noexcept;
+  void wakep() noexcept;
   void wake_idle() noexcept;
   void notify(worker& w) noexcept;
   bool enter_idle(worker& w) noexcept;

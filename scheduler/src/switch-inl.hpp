@@ -129,7 +129,7 @@ GREEN_HOT void worker::after_switch() noexcept {
       if (!p->parker_.word.compare_exchange_strong(expect, parker::make(prev_gen, parker::parked),
                                                    std::memory_order_acq_rel, std::memory_order_acquire)) {
         push(p, true);  // woken while switching out: run it again
-        im->wakep(true);
+        im->wakep();
       }
       return;
     }

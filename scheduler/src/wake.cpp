@@ -58,7 +58,7 @@ GREEN_HOT void scheduler::impl::make_runnable(fiber_base* f, bool lifo) noexcept
   worker* w = this_worker();
   if (w && w->s == self) {
     w->push(f, lifo);
-    wakep(true);
+    wakep();
   } else {
     push_from_outside(f);
   }

@@ -7,8 +7,8 @@
 
 namespace green::sched {
 
-// wakep(local): `local` says the work just made runnable sits in the calling
-// worker's own queue. Both paths fence: a worker going idle re-checks every
+// wakep() follows every push of runnable work, to the caller's own queue or
+// elsewhere, and always fences: a worker going idle re-checks every
 // queue after its npidle++ (W1), and without our fence the load of npidle
 // below may run before the push is visible (x86's store buffer lets a plain
 // store pass a later load). Then the idle worker misses the push, we miss
@@ -21,9 +21,10 @@ namespace green::sched {
 // workers"). Not skipped even with one active worker: that worker may be
 // the caller itself, idle-listed, waking fibers from its idle path (the
 // deadlock check's unwinding), and then it must wake its own sleep.
-// `local` no longer changes what wakep() does; callers still say it.
+// (Until issue 16 a `local` flag skipped the fence for the caller's own
+// queue; with the fence on every path the flag had no use and is gone.)
 // Any thread.
-GREEN_HOT void scheduler::impl::wakep([[maybe_unused]] bool local) noexcept {
+GREEN_HOT void scheduler::impl::wakep() noexcept {
   // seq_cst fence [pair W1 in idle.cpp]: orders the push that precedes with
   // the npidle load below, against the idle side's npidle++ / nmspinning--,
   // fence, then re-check of every queue in enter_idle() (Dekker).
