@@ -255,21 +255,26 @@ TEST_P(runtime_test, errno_survives_suspension_and_migration) {
 
 // move_to_another_worker() returns once the calling fiber runs on another
 // worker than the one it ran on when called, or false after 1000 tries. A
-// spawned "pin" that lands on the caller's worker wakes the caller (so the
-// caller is queued there) and then spins without switching until the
-// caller has run, which another worker must do: the caller's wake queues it
-// on the pin's worker, and a busy worker's queue is stolen. A pin that lands
-// elsewhere wakes the caller onto its own worker, which moves it too, unless
-// the pin ran before the caller parked: then try again. One pin at a time
-// (callers hold `one_at_a_time`), so a worker is always left to steal.
+// spawned "pin" waits (spinning, never switching) until the caller has
+// parked, then wakes it, which queues the caller on the pin's worker. A pin
+// on the caller's worker then spins until the caller has run, which another
+// worker must do (a busy worker's queue is stolen). A pin elsewhere lets the
+// caller run on its own worker, unless the caller's old worker steals it
+// back first: then try again. (The pin used to wake the caller at once; a
+// pin stolen by a searching neighbour then woke the caller before it parked,
+// which moved nothing, and a neighbour that lingers after each pin stole
+// every next one too: 1000 tries failed under load, issue 16.) One pin at a
+// time (callers hold `one_at_a_time`), so a worker is always left to steal.
 // Two workers or more; fiber context.
 bool move_to_another_worker(green::mutex& one_at_a_time) {
   std::lock_guard lk(one_at_a_time);
   const int from = green::sched::current_worker_index();
+  const green::sched::fiber_base* self = green::sched::current_fiber();
   for (int attempt = 0; attempt < 1000; ++attempt) {
     green::event woken;
     std::atomic<bool> ran{false};
     auto pin = green::spawn([&] {
+      while (self->state() != green::sched::fiber_state::parked) green::sched::cpu_pause();
       const bool here = green::sched::current_worker_index() == from;
       woken.set();
       if (here)
